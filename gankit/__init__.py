@@ -1,0 +1,3 @@
+"""gankit: train, diagnose and compare generative adversarial networks."""
+
+__version__ = "0.1.0"

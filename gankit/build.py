@@ -1,0 +1,35 @@
+"""Build the pieces a config names: device, target data, generator and discriminator."""
+
+from __future__ import annotations
+
+import torch
+
+from gankit.config import Config
+from gankit.data.mixtures import GaussianMixture, mixture
+from gankit.errors import GankitError
+from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; an unavailable device is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GankitError(f"train.device: {name!r} requested but CUDA is not available; "
+                          "allowed here: auto, cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise GankitError("train.device: 'mps' requested but not available; allowed here: auto, cpu")
+    return torch.device(name)
+
+
+def build_target(cfg: Config) -> GaussianMixture:
+    return mixture(cfg.data.name)
+
+
+def build_models(cfg: Config, data_dim: int) -> tuple[MLPGenerator, MLPDiscriminator]:
+    """G and D as the config describes them, initialised from ``torch.manual_seed(seed)``."""
+    m = cfg.model
+    torch.manual_seed(cfg.train.seed)
+    generator = MLPGenerator(data_dim, m.z_dim, m.g_width, m.g_depth, m.activation, m.z_dist)
+    discriminator = MLPDiscriminator(data_dim, m.d_width, m.d_depth, m.activation)
+    return generator, discriminator

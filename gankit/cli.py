@@ -1,0 +1,148 @@
+"""The ``gankit`` command: demo, train, eval, sample (DESIGN.md §3).
+
+User errors (bad config, unknown name, missing or corrupt file) print one line per
+problem, prefixed ``gankit: error:``, and exit with status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+
+from gankit.errors import GankitError
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, status 2 (argparse prints usage too)
+        self.exit(2, f"gankit: error: {self.prog}: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="gankit", description="Train, diagnose and compare GANs.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    d = sub.add_parser("demo", help="train the embedded grid25 recipe and write a report")
+    d.add_argument("--out", default="gankit-demo", help="run directory (default: gankit-demo)")
+    d.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+
+    t = sub.add_parser("train", help="train from a TOML config")
+    t.add_argument("config", help="TOML config file")
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (repeatable)")
+    t.add_argument("--out", help="run directory (default: runs/<config name>)")
+    t.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="metrics of a trained run")
+    e.add_argument("run_dir")
+    e.add_argument("--json", action="store_true", help="print JSON")
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("run_dir")
+    s.add_argument("-n", type=int, default=2500, help="number of samples (default 2500)")
+    s.add_argument("--out", required=True, help="FILE.png or FILE.npy")
+    s.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def print_metrics(metrics: dict, title: str) -> None:
+    from gankit.report import format_metric
+
+    print(title)
+    width = max(len(k) for k in metrics)
+    for k, v in metrics.items():
+        print(f"  {k:<{width}}  {format_metric(v)}")
+
+
+def cmd_train(args, config_path: str | None, default_out: Path) -> int:
+    from gankit.config import load_config
+    from gankit.train import train
+
+    cfg = load_config(config_path, args.set)
+    out = Path(args.out) if args.out else default_out
+    summary = train(cfg, out, resume=getattr(args, "resume", False),
+                    progress=not getattr(args, "no_progress", False))
+    m = summary["metrics"]
+    print_metrics(m, f"{cfg.data.name} · {cfg.objective.name} · {cfg.train.steps} steps "
+                     f"· {summary['wall_time_s']:.1f} s → {out}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from gankit.report import write_html_report
+
+    out = Path(args.out)
+    demo = resources.files("gankit") / "demo.toml"
+    with resources.as_file(demo) as path:
+        cmd_train(args, str(path), out)
+    summary = json.loads((out / "summary.json").read_text())
+    write_html_report([out], [summary], out / "report.html")
+    print(f"report: {out / 'report.html'}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from gankit.evaluate import evaluate_generator, load_run
+
+    cfg, generator, _, state = load_run(args.run_dir)
+    metrics, _ = evaluate_generator(cfg, generator)
+    if args.json:
+        print(json.dumps({"run": args.run_dir, "step": int(state["step"]), "metrics": metrics}))
+    else:
+        print_metrics(metrics, f"{args.run_dir} (step {int(state['step'])})")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import numpy as np
+
+    from gankit.evaluate import generate, load_run
+    from gankit.io import atomic_write_bytes
+    from gankit.report import plot_samples
+
+    if args.n < 1:
+        raise GankitError(f"-n: expected a positive number of samples, got {args.n}")
+    out = Path(args.out)
+    if out.suffix not in (".png", ".npy"):
+        raise GankitError(f"--out: expected a .png or .npy file, got {str(out)!r}")
+    if not out.parent.exists():
+        raise GankitError(f"--out: directory {str(out.parent)!r} does not exist")
+    cfg, generator, discriminator, _ = load_run(args.run_dir)
+    samples = generate(cfg, generator, args.n, args.seed)
+    if out.suffix == ".npy":
+        import io as _io
+
+        buf = _io.BytesIO()
+        np.save(buf, samples.numpy())
+        atomic_write_bytes(out, buf.getvalue())
+    else:
+        from gankit.build import build_target
+
+        plot_samples(samples, build_target(cfg), discriminator, out, title=str(args.run_dir),
+                     max_points=args.n)
+    print(f"{args.n} samples → {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            return cmd_demo(args)
+        if args.command == "train":
+            return cmd_train(args, args.config, Path("runs") / Path(args.config).stem)
+        if args.command == "eval":
+            return cmd_eval(args)
+        if args.command == "sample":
+            return cmd_sample(args)
+    except GankitError as e:
+        for line in str(e).splitlines():
+            print(f"gankit: error: {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
+    return 2

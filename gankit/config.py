@@ -1,0 +1,245 @@
+"""TOML configs → typed dataclasses, with ``--set section.key=value`` overrides.
+
+Every field is type- and range-checked when the config is read, before any work starts;
+all problems are reported together, one line each, and an unknown key gets a
+"did you mean" suggestion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from gankit.data.mixtures import PRESETS
+from gankit.errors import GankitError
+from gankit.nets.mlp import ACTIVATIONS, LATENT_DISTRIBUTIONS
+from gankit.objectives import OBJECTIVES
+
+
+def spec(default: Any, **rules: Any) -> Any:
+    """A dataclass field with validation rules: ``choices``, ``min``, ``max``, ``gt``, ``lt``."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=rules)
+    return field(default=default, metadata=rules)
+
+
+@dataclass
+class DataConfig:
+    name: str = spec("grid25", choices=tuple(PRESETS))
+
+
+@dataclass
+class ModelConfig:
+    generator: str = spec("mlp", choices=("mlp",))
+    discriminator: str = spec("mlp", choices=("mlp",))
+    z_dim: int = spec(2, min=1, max=4096)
+    z_dist: str = spec("normal", choices=LATENT_DISTRIBUTIONS)
+    g_width: int = spec(128, min=1, max=65536)
+    g_depth: int = spec(2, min=1, max=64)
+    d_width: int = spec(128, min=1, max=65536)
+    d_depth: int = spec(2, min=1, max=64)
+    activation: str = spec("relu", choices=tuple(ACTIVATIONS))
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = spec("nonsaturating", choices=tuple(OBJECTIVES))
+    gp_weight: float = spec(10.0, min=0.0)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = spec(20000, min=1)
+    batch_size: int = spec(512, min=1, max=1_000_000)
+    d_steps: int = spec(1, min=1, max=100)
+    lr_d: float = spec(1e-4, gt=0.0, max=10.0)
+    lr_g: float = spec(1e-3, gt=0.0, max=10.0)
+    betas_d: list[float] = spec([0.5, 0.999], length=2, min=0.0, lt=1.0)
+    betas_g: list[float] = spec([0.5, 0.999], length=2, min=0.0, lt=1.0)
+    seed: int = spec(0, min=0, max=2**63 - 1)
+    device: str = spec("auto", pattern=r"auto|cpu|cuda(:\d+)?|mps")
+    log_every: int = spec(100, min=1)
+    checkpoint_every: int = spec(1000, min=1)
+    eval_samples: int = spec(2500, min=1, max=10_000_000)
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        return to_toml(self.to_dict())
+
+
+SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)}
+
+
+def _check_value(where: str, value: Any, ftype: Any, rules: dict[str, Any]) -> str | None:
+    """One problem with ``value`` for a field of type ``ftype``, or None if it is fine."""
+
+    def number_ok(v: Any, kind: type) -> bool:
+        if isinstance(v, bool):
+            return False
+        if kind is int:
+            return isinstance(v, int)
+        return isinstance(v, (int, float)) and math.isfinite(v)
+
+    def ranges(v: Any) -> str | None:
+        if "min" in rules and v < rules["min"]:
+            return f">= {rules['min']}"
+        if "gt" in rules and v <= rules["gt"]:
+            return f"> {rules['gt']}"
+        if "max" in rules and v > rules["max"]:
+            return f"<= {rules['max']}"
+        if "lt" in rules and v >= rules["lt"]:
+            return f"< {rules['lt']}"
+        return None
+
+    tname = getattr(ftype, "__name__", str(ftype))
+    if ftype in ("int", int) or tname == "int":
+        if not number_ok(value, int):
+            return f"{where}: expected an integer, got {value!r}"
+        bad = ranges(value)
+        return f"{where}: expected an integer {bad}, got {value!r}" if bad else None
+    if ftype in ("float", float) or tname == "float":
+        if not number_ok(value, float):
+            return f"{where}: expected a finite number, got {value!r}"
+        bad = ranges(value)
+        return f"{where}: expected a number {bad}, got {value!r}" if bad else None
+    if ftype in ("str", str) or tname == "str":
+        if not isinstance(value, str):
+            return f"{where}: expected a string, got {value!r}"
+        if "choices" in rules and value not in rules["choices"]:
+            return f"{where}: got {value!r}; allowed: {', '.join(rules['choices'])}"
+        if "pattern" in rules and not re.fullmatch(rules["pattern"], value):
+            return f"{where}: got {value!r}; allowed: {rules['pattern'].replace('|', ', ')}"
+        return None
+    if str(ftype).startswith("list"):
+        n = rules.get("length")
+        if not isinstance(value, list) or (n is not None and len(value) != n):
+            return f"{where}: expected a list of {n} numbers, got {value!r}"
+        for v in value:
+            if not number_ok(v, float) or ranges(v):
+                return f"{where}: expected numbers {ranges(v) or 'finite'}, got {value!r}"
+        return None
+    raise TypeError(f"unsupported field type {ftype!r}")  # a bug in gankit, not user input
+
+
+def _suggest(name: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(name, allowed, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
+
+
+def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    """Build and validate a Config from nested dicts; raise one GankitError naming all problems."""
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise GankitError(f"{source}: expected a table of sections, got {raw!r}")
+    sections: dict[str, Any] = {}
+    for sname, svalue in raw.items():
+        if sname not in SECTIONS:
+            problems.append(f"{source}: unknown section [{sname}]" + _suggest(sname, list(SECTIONS)))
+            continue
+        if not isinstance(svalue, dict):
+            problems.append(f"{source}: [{sname}] must be a table, got {svalue!r}")
+            continue
+        cls = SECTIONS[sname]
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in svalue.items():
+            where = f"{sname}.{key}"
+            if key not in fields:
+                problems.append(f"{where}: unknown key" + _suggest(key, list(fields)))
+                continue
+            f = fields[key]
+            problem = _check_value(where, value, f.type, dict(f.metadata))
+            if problem:
+                problems.append(problem)
+            else:
+                kwargs[key] = float(value) if f.type in ("float", float) else value
+        sections[sname] = cls(**kwargs)
+    if problems:
+        raise GankitError("\n".join(problems))
+    return Config(**sections)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``section.key=value`` → (section, key, value); the value is read as TOML, else a string."""
+    m = re.fullmatch(r"\s*([A-Za-z_][\w-]*)\.([A-Za-z_][\w-]*)\s*=(.*)", text, flags=re.S)
+    if not m:
+        raise GankitError(f"--set: expected section.key=value, got {text!r}")
+    section, key, raw = m.group(1), m.group(2), m.group(3).strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return section, key, value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a TOML config (or the defaults when ``path`` is None) and apply overrides."""
+    raw: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise GankitError(f"{path}: config file not found") from None
+        except IsADirectoryError:
+            raise GankitError(f"{path}: is a directory, expected a TOML config file") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise GankitError(f"{path}: not valid TOML ({e})") from None
+    return apply_overrides(raw, overrides or [], source)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "config") -> Config:
+    raw = json.loads(json.dumps(raw))  # deep copy of plain data
+    for text in overrides:
+        section, key, value = parse_override(text)
+        target = raw.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise GankitError(f"--set {text}: [{section}] is not a table")
+        target[key] = value
+    return from_dict(raw, source)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a valid TOML basic string
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def to_toml(data: dict[str, dict[str, Any]]) -> str:
+    """Write a two-level dict of scalars and lists as TOML (enough for configs)."""
+    lines: list[str] = []
+    for section, values in data.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        lines.append("")
+    return "\n".join(lines)

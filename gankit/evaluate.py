@@ -1,0 +1,57 @@
+"""Evaluate a generator the way its data asks (mixtures: modes / high quality / reverse KL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from gankit import io
+from gankit.build import build_models, build_target
+from gankit.config import Config, from_dict
+from gankit.errors import GankitError
+from gankit.metrics.modes import mode_metrics
+from gankit.nets.mlp import sample_latent
+
+EVAL_SEED_OFFSET = 1_000_003  # evaluation noise is fixed per run, apart from training noise
+
+
+@torch.no_grad()
+def generate(cfg: Config, generator: torch.nn.Module, n: int, seed: int) -> torch.Tensor:
+    """n samples from ``generator`` with latent noise drawn on the CPU from ``seed``."""
+    rng = torch.Generator().manual_seed(seed)
+    device = next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval()
+    out = []
+    for start in range(0, n, 65536):
+        z = sample_latent(min(65536, n - start), cfg.model.z_dim, cfg.model.z_dist, rng, "cpu")
+        out.append(generator(z.to(device)).float().cpu())
+    generator.train(was_training)
+    return torch.cat(out)
+
+
+def evaluate_generator(cfg: Config, generator, target=None) -> tuple[dict, torch.Tensor]:
+    """Metrics on ``cfg.train.eval_samples`` fixed-seed samples, and the samples."""
+    target = target if target is not None else build_target(cfg)
+    samples = generate(cfg, generator, cfg.train.eval_samples, cfg.train.seed + EVAL_SEED_OFFSET)
+    return mode_metrics(samples, target), samples
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
+    """(config, generator, discriminator, checkpoint state) of a run directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise GankitError(f"{run_dir}: run directory not found")
+    state = io.load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
+    cfg = from_dict(state["config"], str(run_dir / "checkpoint.pt"))
+    target = build_target(cfg)
+    generator, discriminator = build_models(cfg, target.dim)
+    try:
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+    except (RuntimeError, KeyError, TypeError) as e:
+        msg = str(e).splitlines()[0][:200]
+        raise GankitError(f"{run_dir / 'checkpoint.pt'}: weights do not fit its config ({msg})") \
+            from None
+    return cfg, generator.to(device), discriminator.to(device), state

@@ -1,0 +1,127 @@
+"""Files a run writes, written so a crash never leaves a half-written one.
+
+Every file is written to a temporary name in the same directory, flushed to disk and
+renamed over the target (``os.replace`` is atomic), so a reader sees the old file or the
+new one, never a torn one. Checkpoints hold only tensors and plain data and are read
+with ``torch.load(weights_only=True)``: a crafted file cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import platform
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import gankit
+from gankit.errors import GankitError
+
+CHECKPOINT_FORMAT = "gankit-checkpoint-1"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def versions() -> dict[str, str]:
+    return {
+        "gankit": gankit.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Atomically save a checkpoint dict (tensors, state dicts and plain data only)."""
+    buffer = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a gankit checkpoint safely; any unreadable or foreign file is a GankitError."""
+    path = Path(path)
+    if not path.is_file():
+        raise GankitError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError,
+            ValueError, AttributeError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GankitError(f"{path}: not a readable gankit checkpoint ({first[:200]})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise GankitError(f"{path}: not a gankit checkpoint (expected format {CHECKPOINT_FORMAT})")
+    return state
+
+
+class MetricsLog:
+    """``metrics.jsonl``: one JSON object per logged step, each line flushed and fsynced.
+
+    On resume from step s, lines logged after s are dropped (atomically) so the log of a
+    resumed run is identical to that of an uninterrupted one.
+    """
+
+    def __init__(self, path: str | Path, keep_until_step: int | None = None) -> None:
+        self.path = Path(path)
+        if keep_until_step is None:
+            atomic_write_text(self.path, "")
+        elif self.path.exists():
+            kept = []
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    if json.loads(line)["step"] <= keep_until_step:
+                        kept.append(line + "\n")
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a torn last line from a kill: drop it
+            atomic_write_text(self.path, "".join(kept))
+        else:
+            atomic_write_text(self.path, "")
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, allow_nan=True) + "\n"
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    records = []
+    path = Path(path)
+    if not path.exists():
+        return records
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records

@@ -1,0 +1,1 @@
+"""Evaluation metrics: ``modes`` for mixtures."""

@@ -1,0 +1,121 @@
+"""Pictures and the HTML report: samples over the true modes with D(x) behind them, losses."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from gankit.data.mixtures import GaussianMixture  # noqa: E402
+from gankit.io import atomic_write_bytes, atomic_write_text  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> None:
+    import io as _io
+
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_limits(target: GaussianMixture) -> tuple[float, float]:
+    lo, hi = float(target.means.min()), float(target.means.max())
+    pad = 0.25 * (hi - lo) + 6 * float(target.stds.max()) + 0.1
+    return lo - pad, hi + pad
+
+
+@torch.no_grad()
+def plot_samples(
+    samples: torch.Tensor,
+    target: GaussianMixture,
+    discriminator: torch.nn.Module | None,
+    path: str | Path,
+    title: str = "",
+    max_points: int = 2500,
+) -> None:
+    """Generated points (dots) over the true means (crosses), D(x) as a heat-map behind."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    lo, hi = plot_limits(target)
+    if discriminator is not None and target.dim == 2:
+        device = next(discriminator.parameters()).device
+        ticks = torch.linspace(lo, hi, 200)
+        xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
+        grid = torch.stack([xx.flatten(), yy.flatten()], 1).to(device)
+        d = torch.sigmoid(discriminator(grid).float()).reshape(200, 200).cpu()
+        im = ax.imshow(d, origin="lower", extent=(lo, hi, lo, hi), cmap="RdBu_r", vmin=0,
+                       vmax=1, alpha=0.55, interpolation="bilinear")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="D(x)")
+    pts = samples[:max_points].float().cpu()
+    if target.dim == 2:
+        ax.scatter(pts[:, 0], pts[:, 1], s=3, c="black", alpha=0.6, label="generated")
+        ax.scatter(target.means[:, 0], target.means[:, 1], marker="x", s=40, c="limegreen",
+                   linewidths=1.5, label="true modes")
+        ax.set_xlim(lo, hi), ax.set_ylim(lo, hi), ax.set_aspect("equal")
+    else:
+        ax.hist(pts[:, 0].numpy(), bins=200, range=(lo, hi), density=True, color="gray",
+                label="generated")
+        xs = torch.linspace(lo, hi, 1000)
+        ax.plot(xs, target.log_prob(xs[:, None]).exp(), c="green", label="data density")
+    ax.legend(loc="upper right", fontsize=7)
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def plot_losses(records: list[dict[str, Any]], path: str | Path) -> None:
+    """Losses, D(real)/D(fake) and gradient norms over training, from metrics.jsonl."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    steps = [r["step"] for r in records]
+    for ax, keys, name in zip(axes, [("loss_d", "loss_g"), ("d_real", "d_fake"),
+                                     ("grad_norm_d", "grad_norm_g")],
+                              ["loss", "mean D(x)", "gradient norm"]):
+        for k in keys:
+            ax.plot(steps, [r.get(k, float("nan")) for r in records], label=k)
+        ax.set_xlabel("step"), ax.set_title(name, fontsize=9), ax.legend(fontsize=7)
+    axes[2].set_yscale("log")
+    _save(fig, path)
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
+
+
+def format_metric(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def write_html_report(run_dirs: list[Path], summaries: list[dict], path: str | Path) -> None:
+    """One self-contained HTML page: a metric table and each run's pictures side by side."""
+    keys: list[str] = []
+    for s in summaries:
+        keys += [k for k in s.get("metrics", {}) if k not in keys]
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    rows = "".join(
+        f"<tr><td>{html.escape(str(d))}</td>"
+        + "".join(f"<td>{html.escape(format_metric(s['metrics'].get(k)))}</td>" for k in keys)
+        + "</tr>"
+        for d, s in zip(run_dirs, summaries)
+    )
+    cards = ""
+    for d in run_dirs:
+        imgs = "".join(_img(d / n) for n in ("samples.png", "losses.png") if (d / n).exists())
+        cards += f"<section><h2>{html.escape(str(d))}</h2>{imgs}</section>"
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>gankit report</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{max-width:100%;margin:4px}}
+section{{margin-top:1.5em}}</style></head><body><h1>gankit report</h1>
+<table><tr><th>run</th>{head}</tr>{rows}</table>{cards}</body></html>
+"""
+    atomic_write_text(path, page)

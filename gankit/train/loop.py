@@ -1,0 +1,126 @@
+"""The training loop: D step(s), G step, logging, checkpoints, resume — in one screen."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from gankit import io
+from gankit.build import build_models, build_target, resolve_device
+from gankit.config import Config, from_dict
+from gankit.errors import GankitError
+from gankit.nets.mlp import sample_latent
+from gankit.objectives import get_objective
+from gankit.train.step import discriminator_step, generator_step
+
+# Fields that may differ between a run and its resume (they do not change the numbers).
+RESUMABLE_CHANGES = {("train", "steps"), ("train", "checkpoint_every"), ("train", "device")}
+
+
+def make_optimizers(cfg: Config, generator, discriminator):
+    t = cfg.train
+    kw = {"fused": True} if "fused" in torch.optim.Adam.__init__.__code__.co_varnames else {}
+    opt_g = torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=tuple(t.betas_g), **kw)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=tuple(t.betas_d), **kw)
+    return opt_g, opt_d
+
+
+def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train the GAN ``cfg`` describes into run directory ``out``; return the summary."""
+    out = Path(out)
+    ckpt_path = out / "checkpoint.pt"
+    if resume and not ckpt_path.exists():
+        raise GankitError(f"{ckpt_path}: --resume given but no checkpoint to resume from")
+    if not resume and ckpt_path.exists():
+        raise GankitError(f"{out}: already holds a run; pass --resume or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+    t = cfg.train
+    device = resolve_device(t.device)
+    target = build_target(cfg)
+    generator, discriminator = build_models(cfg, target.dim)
+    generator.to(device), discriminator.to(device)
+    opt_g, opt_d = make_optimizers(cfg, generator, discriminator)
+    objective = get_objective(cfg.objective.name)
+    rng = torch.Generator(device).manual_seed(t.seed)  # all data, noise and GP draws
+    start = 0
+    if resume:
+        state = io.load_checkpoint(ckpt_path, map_location=device)
+        check_resumable(from_dict(state["config"], str(ckpt_path)), cfg)
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        rng.set_state(state["rng"].cpu())
+        start = int(state["step"])
+    io.atomic_write_text(out / "config.toml", cfg.to_toml())
+    run_info = {"seed": t.seed, "device": str(device), "versions": io.versions(),
+                "command": sys.argv, "resumed_from_step": start if resume else None}
+    io.write_json(out / "run.json", run_info)
+    log = io.MetricsLog(out / "metrics.jsonl", keep_until_step=start if resume else None)
+
+    def save(step: int) -> None:
+        io.save_checkpoint(ckpt_path, {
+            "step": step, "config": cfg.to_dict(), "meta": run_info,
+            "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng.get_state(),
+        })
+
+    wall0 = time.perf_counter()
+    bar = tqdm(total=t.steps, initial=start, disable=not progress or None, desc="train",
+               dynamic_ncols=True)
+    for step in range(start + 1, t.steps + 1):
+        stats: dict | None = {} if step % t.log_every == 0 or step == t.steps else None
+        for k in range(t.d_steps):
+            real = target.sample(t.batch_size, rng, device)
+            z = sample_latent(t.batch_size, cfg.model.z_dim, cfg.model.z_dist, rng, device)
+            fake = discriminator_step(generator, discriminator, opt_d, objective, real, z, rng,
+                                      cfg.objective.gp_weight,
+                                      stats if k == t.d_steps - 1 else None)
+        generator_step(generator, discriminator, opt_g, objective, fake, stats)
+        if stats is not None:  # the only host sync: at logging steps
+            record = {"step": step, **{k: float(v) for k, v in stats.items()},
+                      "wall_time": time.perf_counter() - wall0}
+            log.write(record)
+            bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}")
+            if not (math.isfinite(record["loss_d"]) and math.isfinite(record["loss_g"])):
+                bar.close()
+                raise GankitError(f"step {step}: non-finite loss (loss_d={record['loss_d']}, "
+                                  f"loss_g={record['loss_g']}); last good checkpoint kept")
+        if step % t.checkpoint_every == 0 or step == t.steps:
+            save(step)
+        bar.update(1)
+    bar.close()
+    return finish(cfg, out, generator, discriminator, target, run_info,
+                  time.perf_counter() - wall0)
+
+
+def check_resumable(saved: Config, new: Config) -> None:
+    """Refuse to resume with a config that would change the numbers."""
+    a, b = saved.to_dict(), new.to_dict()
+    diffs = [f"{s}.{k}" for s in a for k in a[s]
+             if a[s][k] != b[s][k] and (s, k) not in RESUMABLE_CHANGES]
+    if diffs:
+        raise GankitError(f"--resume: config differs from the checkpoint's in {', '.join(diffs)}; "
+                          f"only {', '.join(f'{s}.{k}' for s, k in sorted(RESUMABLE_CHANGES))} "
+                          "may change")
+
+
+def finish(cfg, out, generator, discriminator, target, run_info, wall_time) -> dict:
+    """Evaluate, draw the pictures and write summary.json."""
+    from gankit.evaluate import evaluate_generator
+    from gankit.report import plot_losses, plot_samples
+
+    metrics, samples = evaluate_generator(cfg, generator, target)
+    plot_samples(samples, target, discriminator, out / "samples.png",
+                 title=f"{cfg.data.name} · {cfg.objective.name} · seed {cfg.train.seed}")
+    plot_losses(io.read_metrics(out / "metrics.jsonl"), out / "losses.png")
+    summary = {"metrics": metrics, "steps": cfg.train.steps, "wall_time_s": wall_time,
+               **run_info}
+    io.write_json(out / "summary.json", summary)
+    return summary

@@ -7,6 +7,7 @@ import torch
 from gankit.config import Config
 from gankit.data.mixtures import GaussianMixture, mixture
 from gankit.errors import GankitError
+from gankit.nets.layers import Packed
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 
 
@@ -18,7 +19,8 @@ def resolve_device(name: str) -> torch.device:
         raise GankitError(f"train.device: {name!r} requested but CUDA is not available; "
                           "allowed here: auto, cpu")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise GankitError("train.device: 'mps' requested but not available; allowed here: auto, cpu")
+        raise GankitError("train.device: 'mps' requested but not available; "
+                          "allowed here: auto, cpu")
     return torch.device(name)
 
 
@@ -26,10 +28,14 @@ def build_target(cfg: Config) -> GaussianMixture:
     return mixture(cfg.data.name)
 
 
-def build_models(cfg: Config, data_dim: int) -> tuple[MLPGenerator, MLPDiscriminator]:
-    """G and D as the config describes them, initialised from ``torch.manual_seed(seed)``."""
-    m = cfg.model
+def build_models(cfg: Config, data_dim: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """G and D as the config describes them, initialised from ``torch.manual_seed(seed)``.
+
+    With ``tricks.pack = m > 1`` D is wrapped in ``Packed``: it takes m·n samples and
+    returns n logits, so the training step is unchanged.
+    """
+    m, pack = cfg.model, cfg.tricks.pack
     torch.manual_seed(cfg.train.seed)
     generator = MLPGenerator(data_dim, m.z_dim, m.g_width, m.g_depth, m.activation, m.z_dist)
-    discriminator = MLPDiscriminator(data_dim, m.d_width, m.d_depth, m.activation)
-    return generator, discriminator
+    discriminator = MLPDiscriminator(data_dim * pack, m.d_width, m.d_depth, m.activation)
+    return generator, (Packed(discriminator, pack) if pack > 1 else discriminator)

@@ -60,12 +60,18 @@ class ObjectiveConfig:
 
 
 @dataclass
+class TricksConfig:
+    pack: int = spec(1, min=1, max=64)
+
+
+@dataclass
 class TrainConfig:
     steps: int = spec(20000, min=1)
     batch_size: int = spec(512, min=1, max=1_000_000)
     d_steps: int = spec(1, min=1, max=100)
     lr_d: float = spec(1e-4, gt=0.0, max=10.0)
     lr_g: float = spec(1e-3, gt=0.0, max=10.0)
+    lr_schedule: str = spec("constant", choices=("constant", "linear"))
     betas_d: list[float] = spec([0.5, 0.999], length=2, min=0.0, lt=1.0)
     betas_g: list[float] = spec([0.5, 0.999], length=2, min=0.0, lt=1.0)
     seed: int = spec(0, min=0, max=2**63 - 1)
@@ -80,6 +86,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    tricks: TricksConfig = field(default_factory=TricksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -156,7 +163,9 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
     sections: dict[str, Any] = {}
     for sname, svalue in raw.items():
         if sname not in SECTIONS:
-            problems.append(f"{source}: unknown section [{sname}]" + _suggest(sname, list(SECTIONS)))
+            problems.append(
+                f"{source}: unknown section [{sname}]" + _suggest(sname, list(SECTIONS))
+            )
             continue
         if not isinstance(svalue, dict):
             problems.append(f"{source}: [{sname}] must be a table, got {svalue!r}")

@@ -52,9 +52,9 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def versions() -> dict[str, str]:
     return {
-        "gankit": gankit.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
+        "gankit": str(gankit.__version__),
+        "torch": str(torch.__version__),  # a TorchVersion, which weights_only refuses
+        "numpy": str(np.__version__),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
     }
@@ -76,8 +76,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError,
             ValueError, AttributeError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise GankitError(f"{path}: not a readable gankit checkpoint ({first[:200]})") from None
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+        why = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0])
+        raise GankitError(f"{path}: not a readable gankit checkpoint ({why[:200]})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise GankitError(f"{path}: not a gankit checkpoint (expected format {CHECKPOINT_FORMAT})")
     return state

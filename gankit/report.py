@@ -49,7 +49,8 @@ def plot_samples(
         ticks = torch.linspace(lo, hi, 200)
         xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
         grid = torch.stack([xx.flatten(), yy.flatten()], 1).to(device)
-        d = torch.sigmoid(discriminator(grid).float()).reshape(200, 200).cpu()
+        critic = getattr(discriminator, "pointwise", discriminator)  # packed D: m copies
+        d = torch.sigmoid(critic(grid).float()).reshape(200, 200).cpu()
         im = ax.imshow(d, origin="lower", extent=(lo, hi, lo, hi), cmap="RdBu_r", vmin=0,
                        vmax=1, alpha=0.55, interpolation="bilinear")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="D(x)")

@@ -30,8 +30,15 @@ def make_optimizers(cfg: Config, generator, discriminator):
     return opt_g, opt_d
 
 
-def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train the GAN ``cfg`` describes into run directory ``out``; return the summary."""
+def train(
+    cfg: Config, out: str | Path, resume: bool = False, progress: bool = True,
+    stop_after: int | None = None,
+) -> dict | None:
+    """Train the GAN ``cfg`` describes into run directory ``out``; return the summary.
+
+    ``stop_after = s`` checkpoints at step s and returns None, as if the run had been
+    stopped there: ``resume=True`` later continues it (training in chunks).
+    """
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
     if resume and not ckpt_path.exists():
@@ -48,7 +55,7 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     opt_g, opt_d = make_optimizers(cfg, generator, discriminator)
     objective = get_objective(cfg.objective.name)
     rng = torch.Generator(device).manual_seed(t.seed)  # all data, noise and GP draws
-    start = 0
+    pack, start = cfg.tricks.pack, 0
     if resume:
         state = io.load_checkpoint(ckpt_path, map_location=device)
         check_resumable(from_dict(state["config"], str(ckpt_path)), cfg)
@@ -75,10 +82,14 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
     bar = tqdm(total=t.steps, initial=start, disable=not progress or None, desc="train",
                dynamic_ncols=True)
     for step in range(start + 1, t.steps + 1):
+        if t.lr_schedule == "linear":  # decay to 0 at the end: sharper samples
+            frac = 1 - (step - 1) / t.steps
+            opt_d.param_groups[0]["lr"], opt_g.param_groups[0]["lr"] = t.lr_d * frac, t.lr_g * frac
         stats: dict | None = {} if step % t.log_every == 0 or step == t.steps else None
-        for k in range(t.d_steps):
-            real = target.sample(t.batch_size, rng, device)
-            z = sample_latent(t.batch_size, cfg.model.z_dim, cfg.model.z_dist, rng, device)
+        for k in range(t.d_steps):  # D judges batch_size inputs, each a pack of m samples
+            real = target.sample(t.batch_size * pack, rng, device)
+            z = sample_latent(t.batch_size * pack, cfg.model.z_dim, cfg.model.z_dist, rng,
+                              device)
             fake = discriminator_step(generator, discriminator, opt_d, objective, real, z, rng,
                                       cfg.objective.gp_weight,
                                       stats if k == t.d_steps - 1 else None)
@@ -92,9 +103,12 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
                 bar.close()
                 raise GankitError(f"step {step}: non-finite loss (loss_d={record['loss_d']}, "
                                   f"loss_g={record['loss_g']}); last good checkpoint kept")
-        if step % t.checkpoint_every == 0 or step == t.steps:
+        if step % t.checkpoint_every == 0 or step == t.steps or step == stop_after:
             save(step)
         bar.update(1)
+        if step == stop_after:
+            bar.close()
+            return None
     bar.close()
     return finish(cfg, out, generator, discriminator, target, run_info,
                   time.perf_counter() - wall0)
@@ -103,11 +117,13 @@ def train(cfg: Config, out: str | Path, resume: bool = False, progress: bool = T
 def check_resumable(saved: Config, new: Config) -> None:
     """Refuse to resume with a config that would change the numbers."""
     a, b = saved.to_dict(), new.to_dict()
-    diffs = [f"{s}.{k}" for s in a for k in a[s]
-             if a[s][k] != b[s][k] and (s, k) not in RESUMABLE_CHANGES]
+    allowed = set(RESUMABLE_CHANGES)
+    if saved.train.lr_schedule != "constant":  # the schedule depends on the total steps
+        allowed.discard(("train", "steps"))
+    diffs = [f"{s}.{k}" for s in a for k in a[s] if a[s][k] != b[s][k] and (s, k) not in allowed]
     if diffs:
         raise GankitError(f"--resume: config differs from the checkpoint's in {', '.join(diffs)}; "
-                          f"only {', '.join(f'{s}.{k}' for s, k in sorted(RESUMABLE_CHANGES))} "
+                          f"only {', '.join(f'{s}.{k}' for s, k in sorted(allowed))} "
                           "may change")
 
 

@@ -1,0 +1,109 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gankit.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gankit: error:") and "Traceback" not in err
+    return lines[0]
+
+
+def test_end_to_end_through_the_installed_command(tmp_path, tiny):
+    cfg = tmp_path / "ring.toml"
+    cfg.write_text('[data]\nname = "ring8"\n[objective]\nname = "minimax"\n')
+    sets = [a for s in tiny for a in ("--set", s)]
+    cmd = [sys.executable, "-m", "gankit"]
+    r = subprocess.run(cmd + ["train", str(cfg), "--out", str(tmp_path / "run"), *sets],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "modes" in r.stdout and "high_quality" in r.stdout
+    r = subprocess.run(cmd + ["eval", str(tmp_path / "run"), "--json"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert result["metrics"] == summary["metrics"] and result["step"] == 30
+
+
+def test_sample_npy_and_png(tmp_path, tiny, capsys):
+    sets = [a for s in tiny for a in ("--set", s)]
+    assert run(capsys, "train", "configs/ring8-nonsaturating.toml", "--out",
+               str(tmp_path / "r"), "--no-progress", *sets)[0] == 0
+    assert run(capsys, "sample", str(tmp_path / "r"), "-n", "77", "--out",
+               str(tmp_path / "s.npy"))[0] == 0
+    x = np.load(tmp_path / "s.npy")
+    assert x.shape == (77, 2) and np.isfinite(x).all()
+    assert run(capsys, "sample", str(tmp_path / "r"), "-n", "50", "--out",
+               str(tmp_path / "s.png"))[0] == 0
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    code, _, err = run(capsys, "sample", str(tmp_path / "r"), "--out", str(tmp_path / "s.txt"))
+    assert code == 2 and ".png or .npy" in one_error_line(err)
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--set", "objective.name=vanilla"], "objective.name: got 'vanilla'; allowed: minimax"),
+    (["--set", "train.lr_d=-0.001"], "train.lr_d: expected a number > 0.0, got -0.001"),
+    (["--set", "train.setps=3"], "did you mean 'steps'"),
+])
+def test_bad_config_values_exit_2_with_one_line(tmp_path, capsys, args, expect):
+    code, _, err = run(capsys, "train", "configs/grid25-nonsaturating.toml", "--out",
+                       str(tmp_path / "r"), *args)
+    assert code == 2 and expect in one_error_line(err)
+    assert not (tmp_path / "r").exists()  # nothing written for a refused config
+
+
+def test_missing_config_file(tmp_path, capsys):
+    code, _, err = run(capsys, "train", str(tmp_path / "none.toml"))
+    assert code == 2 and "none.toml: config file not found" in one_error_line(err)
+
+
+def test_corrupt_and_malicious_checkpoints(tmp_path, tiny, capsys):
+    from gankit.config import load_config
+    from gankit.train import train
+
+    train(load_config(None, tiny), tmp_path / "r", progress=False)
+    (tmp_path / "r" / "checkpoint.pt").write_bytes(b"\x00garbage" * 10)
+    code, _, err = run(capsys, "eval", str(tmp_path / "r"))
+    assert code == 2 and "checkpoint.pt: not a readable gankit checkpoint" in one_error_line(err)
+
+    # A pickle that would run code when unpickled is refused without running it.
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    import torch
+    torch.save({"format": "gankit-checkpoint-1", "x": Evil()}, tmp_path / "r" / "checkpoint.pt",
+               pickle_module=pickle)
+    code, _, err = run(capsys, "eval", str(tmp_path / "r"))
+    assert code == 2 and "not a readable gankit checkpoint" in one_error_line(err)
+    assert not marker.exists()
+
+    code, _, err = run(capsys, "eval", str(tmp_path / "nowhere"))
+    assert code == 2 and "run directory not found" in one_error_line(err)
+
+
+def test_argparse_errors_are_one_line_status_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train"])
+    assert e.value.code == 2
+    one_error_line(capsys.readouterr().err)
+    with pytest.raises(SystemExit) as e:
+        main(["frobnicate"])
+    assert e.value.code == 2

@@ -1,0 +1,93 @@
+import json
+
+import pytest
+import torch
+
+from gankit.config import load_config
+from gankit.errors import GankitError
+from gankit.io import load_checkpoint, read_metrics
+from gankit.nets.layers import Packed, pack
+from gankit.train import train
+
+
+def params(run_dir):
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    return {**{f"g.{k}": v for k, v in state["generator"].items()},
+            **{f"d.{k}": v for k, v in state["discriminator"].items()}}
+
+
+def strip_time(records):
+    return [{k: v for k, v in r.items() if k != "wall_time"} for r in records]
+
+
+@pytest.mark.parametrize("extra", [[], ["objective.name=wasserstein_gp", "train.d_steps=2"],
+                                   ["tricks.pack=2", "train.lr_schedule='linear'"]])
+def test_resume_after_stop_equals_uninterrupted(tmp_path, tiny, extra):
+    cfg = load_config(None, tiny + extra)
+    train(cfg, tmp_path / "full", progress=False)
+    assert train(cfg, tmp_path / "split", progress=False, stop_after=13) is None
+    assert load_checkpoint(tmp_path / "split" / "checkpoint.pt")["step"] == 13
+    train(cfg, tmp_path / "split", resume=True, progress=False)
+    a, b = params(tmp_path / "full"), params(tmp_path / "split")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert strip_time(read_metrics(tmp_path / "full" / "metrics.jsonl")) == \
+        strip_time(read_metrics(tmp_path / "split" / "metrics.jsonl"))
+
+
+def test_same_seed_same_numbers_other_seed_differs(tmp_path, tiny):
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        train(load_config(None, tiny + [f"train.seed={seed}"]), tmp_path / name, progress=False)
+    a, b, c = (params(tmp_path / n) for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_run_directory_contents(tmp_path, tiny):
+    out = tmp_path / "run"
+    summary = train(load_config(None, tiny + ["data.name='ring8'"]), out, progress=False)
+    for name in ("config.toml", "metrics.jsonl", "checkpoint.pt", "samples.png", "losses.png",
+                 "summary.json", "run.json"):
+        assert (out / name).is_file(), name
+    assert load_config(out / "config.toml").data.name == "ring8"
+    records = read_metrics(out / "metrics.jsonl")
+    assert [r["step"] for r in records] == [5, 10, 15, 20, 25, 30]
+    for key in ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g",
+                "wall_time"):
+        assert key in records[0]
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["metrics"] == summary["metrics"] and saved["metrics"]["num_modes"] == 8
+    assert saved["seed"] == 0 and saved["device"] == "cpu" and "torch" in saved["versions"]
+
+
+def test_refuses_to_overwrite_a_run(tmp_path, tiny):
+    train(load_config(None, tiny), tmp_path / "r", progress=False)
+    with pytest.raises(GankitError, match="already holds a run"):
+        train(load_config(None, tiny), tmp_path / "r", progress=False)
+    with pytest.raises(GankitError, match=r"config differs .* objective.name"):
+        train(load_config(None, tiny + ["objective.name='hinge'"]), tmp_path / "r",
+              resume=True, progress=False)
+
+
+def test_pack_shapes_and_packs_do_not_mix():
+    x = torch.arange(12.0).reshape(6, 2)
+    assert pack(x, 3).tolist() == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]
+    d = Packed(torch.nn.Linear(6, 1), 3)
+    assert d(x).shape == (2, 1)
+    # Changing a sample in the second pack leaves the first pack's verdict unchanged.
+    y = x.clone()
+    y[4] += 100
+    assert torch.equal(d(x)[0], d(y)[0]) and not torch.equal(d(x)[1], d(y)[1])
+    with pytest.raises(ValueError):
+        pack(torch.zeros(5, 2), 2)
+
+
+def test_steps_may_grow_on_resume_only_with_a_constant_schedule(tmp_path, tiny):
+    train(load_config(None, tiny + ["train.steps=10"]), tmp_path / "c", progress=False)
+    train(load_config(None, tiny), tmp_path / "c", resume=True, progress=False)
+    assert load_checkpoint(tmp_path / "c" / "checkpoint.pt")["step"] == 30
+    lin = ["train.lr_schedule='linear'"]
+    train(load_config(None, tiny + lin + ["train.steps=10"]), tmp_path / "l", progress=False)
+    with pytest.raises(GankitError, match="train.steps"):
+        train(load_config(None, tiny + lin), tmp_path / "l", resume=True, progress=False)

@@ -1,4 +1,4 @@
-"""The ``gankit`` command: demo, train, eval, sample (DESIGN.md §3).
+"""The ``gankit`` command: demo, train, eval, sample, theory (DESIGN.md §3).
 
 User errors (bad config, unknown name, missing or corrupt file) print one line per
 problem, prefixed ``gankit: error:``, and exit with status 2 — never a traceback.
@@ -45,7 +45,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=2500, help="number of samples (default 2500)")
     s.add_argument("--out", required=True, help="FILE.png or FILE.npy")
     s.add_argument("--seed", type=int, default=0)
+
+    th = sub.add_parser("theory", help="the GAN theory's identities on known densities")
+    th.add_argument("--json", action="store_true", help="print JSON")
+    th.add_argument("--out", help="directory for theory.png and theory.json")
+    th.add_argument("--quick", action="store_true", help="shorter critic training (~15 s)")
+    th.add_argument("--seed", type=int, default=0)
     return p
+
+
+def cmd_theory(args) -> int:
+    from gankit.io import write_json
+    from gankit.theory_report import format_theory, run_theory
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise GankitError(f"--out: {str(out)!r} exists and is not a directory")
+    result = run_theory(out, quick=args.quick, seed=args.seed)
+    if out is not None:
+        write_json(out / "theory.json", result)
+    print(json.dumps(result, indent=2) if args.json else format_theory(result))
+    return 0
 
 
 def print_metrics(metrics: dict, title: str) -> None:
@@ -138,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_eval(args)
         if args.command == "sample":
             return cmd_sample(args)
+        if args.command == "theory":
+            return cmd_theory(args)
     except GankitError as e:
         for line in str(e).splitlines():
             print(f"gankit: error: {line}", file=sys.stderr)

@@ -138,6 +138,62 @@ class Objective:
     gradient_penalty: bool = False
 
 
+@dataclass(frozen=True)
+class FDivergence:
+    """One row of the f-GAN table (Nowozin et al. 2016, Table 6): the output activation
+    T = g_f(v) of the critic's raw output v, and f*(g_f(v)) written in v for stability.
+
+    ``scale`` maps the paper's f to gankit's (``gankit.theory``): the paper's Jensen-Shannon
+    f gives 2·JSD, so its bound is halved to bound JSD.
+    """
+
+    activation: Callable[[Tensor], Tensor]
+    conjugate_of_activation: Callable[[Tensor], Tensor]
+    scale: float = 1.0
+
+
+LOG2 = 0.6931471805599453
+
+FGAN: dict[str, FDivergence] = {
+    # f(u) = u log u;  g_f(v) = v;  f*(t) = exp(t − 1)
+    "kl": FDivergence(lambda v: v, lambda v: torch.exp(v - 1)),
+    # f(u) = −log u;  g_f(v) = −exp(−v);  f*(t) = −1 − log(−t) = −1 + v
+    "reverse_kl": FDivergence(lambda v: -torch.exp(-v), lambda v: v - 1),
+    # f(u) = u log u − (u+1) log((u+1)/2);  g_f(v) = log 2 − log(1 + e^−v);
+    # f*(t) = −log(2 − e^t) = −log 2 + softplus(v)
+    "jsd": FDivergence(lambda v: LOG2 - F.softplus(-v), lambda v: F.softplus(v) - LOG2, 0.5),
+    # f(u) = (u − 1)²;  g_f(v) = v;  f*(t) = t²/4 + t
+    "pearson_chi2": FDivergence(lambda v: v, lambda v: v.square() / 4 + v),
+    # f(u) = (√u − 1)²;  g_f(v) = 1 − e^−v;  f*(t) = t/(1 − t) = e^v − 1
+    "squared_hellinger": FDivergence(lambda v: -torch.expm1(-v), lambda v: torch.expm1(v)),
+    # f(u) = ½|u − 1|;  g_f(v) = ½ tanh v;  f*(t) = t on |t| ≤ ½
+    "total_variation": FDivergence(lambda v: 0.5 * torch.tanh(v), lambda v: 0.5 * torch.tanh(v)),
+    # f(u) = u log u − (u+1) log(u+1) (D_f = 2 JSD − log 4);  g_f(v) = −log(1 + e^−v);
+    # f*(t) = −log(1 − e^t) = softplus(v). Its D cost is 2·J_D of the original GAN.
+    "gan": FDivergence(lambda v: -F.softplus(-v), lambda v: F.softplus(v)),
+}
+
+
+def fgan_bound(name: str, real: Tensor, fake: Tensor) -> Tensor:
+    """The variational lower bound E_p g_f(V(x)) − E_q f*(g_f(V(x))) on D_f(P‖Q), scaled
+    to gankit's f (see ``FDivergence.scale``). Nowozin et al. (2016), eq. 6."""
+    d = FGAN[name]
+    return d.scale * (d.activation(real).mean() - d.conjugate_of_activation(fake).mean())
+
+
+def fgan_discriminator(name: str) -> Callable[[Tensor, Tensor], Tensor]:
+    """f-GAN critic cost −(E_p g_f(V(x)) − E_q f*(g_f(V(G(z))))): it maximises the bound."""
+    d = FGAN[name]
+    return lambda real, fake: d.conjugate_of_activation(fake).mean() - d.activation(real).mean()
+
+
+def fgan_generator(name: str) -> Callable[[Tensor], Tensor]:
+    """f-GAN generator cost −E_z f*(g_f(V(G(z)))): it minimises the bound (the saddle-point
+    objective of Nowozin et al. 2016, Algorithm 1)."""
+    d = FGAN[name]
+    return lambda fake: -d.conjugate_of_activation(fake).mean()
+
+
 OBJECTIVES: dict[str, Objective] = {
     "minimax": Objective("minimax", discriminator_loss, minimax),
     "nonsaturating": Objective("nonsaturating", discriminator_loss, nonsaturating),
@@ -150,6 +206,10 @@ OBJECTIVES: dict[str, Objective] = {
         "wasserstein_gp", wasserstein_critic, wasserstein_generator, gradient_penalty=True
     ),
 }
+OBJECTIVES.update({
+    f"f-gan:{name}": Objective(f"f-gan:{name}", fgan_discriminator(name), fgan_generator(name))
+    for name in FGAN
+})
 
 
 def get_objective(name: str) -> Objective:

@@ -50,21 +50,23 @@ def plot_samples(
         xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
         grid = torch.stack([xx.flatten(), yy.flatten()], 1).to(device)
         critic = getattr(discriminator, "pointwise", discriminator)  # packed D: m copies
-        d = torch.sigmoid(critic(grid).float()).reshape(200, 200).cpu()
+        d = torch.sigmoid(critic(grid).float()).reshape(200, 200).cpu().numpy()
         im = ax.imshow(d, origin="lower", extent=(lo, hi, lo, hi), cmap="RdBu_r", vmin=0,
                        vmax=1, alpha=0.55, interpolation="bilinear")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="D(x)")
-    pts = samples[:max_points].float().cpu()
+    pts = samples[:max_points].float().cpu().numpy()
+    means = target.means.numpy()
     if target.dim == 2:
         ax.scatter(pts[:, 0], pts[:, 1], s=3, c="black", alpha=0.6, label="generated")
-        ax.scatter(target.means[:, 0], target.means[:, 1], marker="x", s=40, c="limegreen",
+        ax.scatter(means[:, 0], means[:, 1], marker="x", s=40, c="limegreen",
                    linewidths=1.5, label="true modes")
         ax.set_xlim(lo, hi), ax.set_ylim(lo, hi), ax.set_aspect("equal")
     else:
-        ax.hist(pts[:, 0].numpy(), bins=200, range=(lo, hi), density=True, color="gray",
+        ax.hist(pts[:, 0], bins=200, range=(lo, hi), density=True, color="gray",
                 label="generated")
-        xs = torch.linspace(lo, hi, 1000)
-        ax.plot(xs, target.log_prob(xs[:, None]).exp(), c="green", label="data density")
+        xs = torch.linspace(lo, hi, 1000, dtype=torch.float64)
+        ax.plot(xs.numpy(), target.log_prob(xs[:, None]).exp().numpy(), c="green",
+                label="data density")
     ax.legend(loc="upper right", fontsize=7)
     ax.set_title(title, fontsize=9)
     _save(fig, path)

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from gankit.errors import GankitError
+from gankit.train.loop import Interrupted
 
 
 class Parser(argparse.ArgumentParser):
@@ -160,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sample(args)
         if args.command == "theory":
             return cmd_theory(args)
+    except Interrupted as e:
+        print(f"gankit: {e}", file=sys.stderr)
+        return 130
     except GankitError as e:
         for line in str(e).splitlines():
             print(f"gankit: error: {line}", file=sys.stderr)

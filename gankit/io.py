@@ -67,6 +67,13 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def remove_stale_temporaries(path: str | Path) -> None:
+    """Delete temporaries a killed writer left beside ``path`` (never ``path`` itself)."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a gankit checkpoint safely; any unreadable or foreign file is a GankitError."""
     path = Path(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from gankit.config import Config, from_dict
 from gankit.errors import GankitError
 from gankit.nets.mlp import sample_latent
 from gankit.objectives import get_objective
+from gankit.train.guard import FiniteGuard, StopRequested, run_lock
 from gankit.train.step import discriminator_step, generator_step
 
 # Fields that may differ between a run and its resume (they do not change the numbers).
@@ -37,7 +37,8 @@ def train(
     """Train the GAN ``cfg`` describes into run directory ``out``; return the summary.
 
     ``stop_after = s`` checkpoints at step s and returns None, as if the run had been
-    stopped there: ``resume=True`` later continues it (training in chunks).
+    stopped there: ``resume=True`` later continues it (training in chunks). SIGINT or
+    SIGTERM does the same at the end of the current step and raises ``Interrupted``.
     """
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
@@ -45,69 +46,108 @@ def train(
         raise GankitError(f"{ckpt_path}: --resume given but no checkpoint to resume from")
     if not resume and ckpt_path.exists():
         raise GankitError(f"{out}: already holds a run; pass --resume or choose another --out")
+    device = resolve_device(cfg.train.device)
     out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out), StopRequested() as stop:
+        return _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop)
 
+
+class Interrupted(Exception):
+    """Training stopped by a signal after writing a checkpoint at ``step``."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"interrupted: checkpoint written at step {step}; continue with --resume")
+        self.step = step
+
+
+def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> dict | None:
     t = cfg.train
-    device = resolve_device(t.device)
     target = build_target(cfg)
     generator, discriminator = build_models(cfg, target.dim)
     generator.to(device), discriminator.to(device)
     opt_g, opt_d = make_optimizers(cfg, generator, discriminator)
     objective = get_objective(cfg.objective.name)
     rng = torch.Generator(device).manual_seed(t.seed)  # all data, noise and GP draws
-    pack, start = cfg.tricks.pack, 0
-    if resume:
+    pack, start, lr_scale, rollbacks = cfg.tricks.pack, 0, 1.0, 0
+
+    def restore() -> int:
         state = io.load_checkpoint(ckpt_path, map_location=device)
         check_resumable(from_dict(state["config"], str(ckpt_path)), cfg)
-        generator.load_state_dict(state["generator"])
-        discriminator.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
+        for obj, key in ((generator, "generator"), (discriminator, "discriminator"),
+                         (opt_g, "opt_g"), (opt_d, "opt_d")):
+            obj.load_state_dict(state[key])
         rng.set_state(state["rng"].cpu())
-        start = int(state["step"])
+        nonlocal lr_scale, rollbacks
+        lr_scale, rollbacks = float(state["lr_scale"]), int(state["rollbacks"])
+        return int(state["step"])
+
+    if resume:
+        io.remove_stale_temporaries(ckpt_path)
+        start = restore()
     io.atomic_write_text(out / "config.toml", cfg.to_toml())
     run_info = {"seed": t.seed, "device": str(device), "versions": io.versions(),
                 "command": sys.argv, "resumed_from_step": start if resume else None}
     io.write_json(out / "run.json", run_info)
     log = io.MetricsLog(out / "metrics.jsonl", keep_until_step=start if resume else None)
+    guard = FiniteGuard(device)
 
-    def save(step: int) -> None:
+    def save(step: int) -> None:  # only ever a finite state: the guard is checked first
         io.save_checkpoint(ckpt_path, {
-            "step": step, "config": cfg.to_dict(), "meta": run_info,
+            "step": step, "config": cfg.to_dict(), "meta": run_info, "lr_scale": lr_scale,
+            "rollbacks": rollbacks, "rng": rng.get_state(),
             "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng.get_state(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
         })
 
     wall0 = time.perf_counter()
     bar = tqdm(total=t.steps, initial=start, disable=not progress or None, desc="train",
                dynamic_ncols=True)
-    for step in range(start + 1, t.steps + 1):
-        if t.lr_schedule == "linear":  # decay to 0 at the end: sharper samples
-            frac = 1 - (step - 1) / t.steps
-            opt_d.param_groups[0]["lr"], opt_g.param_groups[0]["lr"] = t.lr_d * frac, t.lr_g * frac
-        stats: dict | None = {} if step % t.log_every == 0 or step == t.steps else None
+    step = start
+    while step < t.steps:
+        step += 1
+        frac = 1 - (step - 1) / t.steps if t.lr_schedule == "linear" else 1.0
+        opt_d.param_groups[0]["lr"] = t.lr_d * frac * lr_scale
+        opt_g.param_groups[0]["lr"] = t.lr_g * frac * lr_scale
+        logging = step % t.log_every == 0 or step == t.steps
+        stats: dict = {}
         for k in range(t.d_steps):  # D judges batch_size inputs, each a pack of m samples
             real = target.sample(t.batch_size * pack, rng, device)
             z = sample_latent(t.batch_size * pack, cfg.model.z_dim, cfg.model.z_dist, rng,
                               device)
             fake = discriminator_step(generator, discriminator, opt_d, objective, real, z, rng,
-                                      cfg.objective.gp_weight,
-                                      stats if k == t.d_steps - 1 else None)
-        generator_step(generator, discriminator, opt_g, objective, fake, stats)
-        if stats is not None:  # the only host sync: at logging steps
+                                      cfg.objective.gp_weight, stats,
+                                      logging and k == t.d_steps - 1)
+        generator_step(generator, discriminator, opt_g, objective, fake, stats, logging)
+        guard.observe(step, stats["loss_d"], stats["loss_g"])
+        checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) or stop
+        if logging or checkpointing:  # the only host syncs: at logging / checkpoint steps
+            problem = guard.check(generator, discriminator, step)
+            if problem and t.on_nan == "rollback" and rollbacks < t.max_rollbacks \
+                    and ckpt_path.exists():
+                step = restore()
+                rollbacks, lr_scale = rollbacks + 1, lr_scale / 2
+                log.write({"step": step, "event": "rollback", "reason": problem,
+                           "lr_scale": lr_scale})
+                guard.reset()
+                bar.n = step
+                continue
+            if problem:
+                bar.close()
+                raise GankitError(f"{problem}; stopped (on_nan = {t.on_nan!r}, rollbacks used "
+                                  f"{rollbacks}/{t.max_rollbacks}); {ckpt_path} holds the last "
+                                  "good checkpoint")
+        if logging:
             record = {"step": step, **{k: float(v) for k, v in stats.items()},
                       "wall_time": time.perf_counter() - wall0}
             log.write(record)
             bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}")
-            if not (math.isfinite(record["loss_d"]) and math.isfinite(record["loss_g"])):
-                bar.close()
-                raise GankitError(f"step {step}: non-finite loss (loss_d={record['loss_d']}, "
-                                  f"loss_g={record['loss_g']}); last good checkpoint kept")
-        if step % t.checkpoint_every == 0 or step == t.steps or step == stop_after:
+        if checkpointing:
             save(step)
         bar.update(1)
-        if step == stop_after:
+        if step == stop_after or stop:
             bar.close()
+            if stop:
+                raise Interrupted(step)
             return None
     bar.close()
     return finish(cfg, out, generator, discriminator, target, run_info,

@@ -28,11 +28,12 @@ def discriminator_step(
     rng: torch.Generator,
     gp_weight: float = 10.0,
     stats: dict | None = None,
+    detailed: bool = False,
 ) -> torch.Tensor:
     """Update D once on (real, G(z)); return the fake batch with its graph to G kept.
 
-    When ``stats`` is a dict, D's loss, mean D(real), mean D(fake) and gradient norm are
-    stored in it as tensors (no host sync here).
+    D's loss goes into ``stats`` as a tensor (no host sync); with ``detailed`` also mean
+    D(real), mean D(fake) and the gradient norm.
     """
     fake = generator(z)
     real_logits = discriminator(real)
@@ -43,12 +44,11 @@ def discriminator_step(
     opt_d.zero_grad(set_to_none=True)
     loss.backward()
     if stats is not None:
-        stats.update(
-            loss_d=loss.detach(),
-            d_real=torch.sigmoid(real_logits.detach()).mean(),
-            d_fake=torch.sigmoid(fake_logits.detach()).mean(),
-            grad_norm_d=grad_norm(discriminator),
-        )
+        stats["loss_d"] = loss.detach()
+        if detailed:
+            stats.update(d_real=torch.sigmoid(real_logits.detach()).mean(),
+                         d_fake=torch.sigmoid(fake_logits.detach()).mean(),
+                         grad_norm_d=grad_norm(discriminator))
     opt_d.step()
     return fake
 
@@ -60,6 +60,7 @@ def generator_step(
     objective: Objective,
     fake: torch.Tensor,
     stats: dict | None = None,
+    detailed: bool = False,
 ) -> None:
     """Update G once to lower its cost on D's verdict on ``fake`` (= G(z), graph kept)."""
     loss = objective.generator(discriminator(fake))
@@ -67,5 +68,7 @@ def generator_step(
     # Gradients for G's parameters only: D's are not needed for this update.
     loss.backward(inputs=list(generator.parameters()))
     if stats is not None:
-        stats.update(loss_g=loss.detach(), grad_norm_g=grad_norm(generator))
+        stats["loss_g"] = loss.detach()
+        if detailed:
+            stats["grad_norm_g"] = grad_norm(generator)
     opt_g.step()

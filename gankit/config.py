@@ -152,6 +152,11 @@ def _check_value(where: str, value: Any, ftype: Any, rules: dict[str, Any]) -> s
     raise TypeError(f"unsupported field type {ftype!r}")  # a bug in gankit, not user input
 
 
+def _name(text: str) -> str:
+    """A section or key as written in a message: quoted when not a plain identifier."""
+    return text if re.fullmatch(r"[A-Za-z_][\w-]*", text) else repr(text)
+
+
 def _suggest(name: str, allowed: list[str]) -> str:
     close = difflib.get_close_matches(name, allowed, n=1)
     return f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
@@ -166,7 +171,7 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
     for sname, svalue in raw.items():
         if sname not in SECTIONS:
             problems.append(
-                f"{source}: unknown section [{sname}]" + _suggest(sname, list(SECTIONS))
+                f"{source}: unknown section [{_name(sname)}]" + _suggest(sname, list(SECTIONS))
             )
             continue
         if not isinstance(svalue, dict):
@@ -176,7 +181,7 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}
         for key, value in svalue.items():
-            where = f"{sname}.{key}"
+            where = f"{sname}.{_name(key)}"
             if key not in fields:
                 problems.append(f"{where}: unknown key" + _suggest(key, list(fields)))
                 continue

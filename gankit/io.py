@@ -67,10 +67,10 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def remove_stale_temporaries(path: str | Path) -> None:
-    """Delete temporaries a killed writer left beside ``path`` (never ``path`` itself)."""
-    path = Path(path)
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+def remove_stale_temporaries(run_dir: str | Path) -> None:
+    """Delete the temporaries (``.NAME.*.tmp``) a killed writer left in ``run_dir``; the
+    finished files they were to replace are untouched."""
+    for tmp in Path(run_dir).glob(".*.*.tmp"):
         tmp.unlink(missing_ok=True)
 
 

@@ -64,29 +64,29 @@ def run_lock(out: Path):
 
 
 class FiniteGuard:
-    """Remembers, on the device and without host syncs, the first step at which D's or G's
-    loss was non-finite; ``check`` (called only at logging and checkpoint steps) syncs once
-    and also checks every parameter."""
+    """Remembers, on the device and without host syncs, the first step after which a
+    player's parameters were non-finite (checked right after that player's update, so the
+    player that diverged first is the one named). ``check`` syncs once, and is called only
+    at logging and checkpoint steps."""
+
+    PLAYERS = {"D": "discriminator", "G": "generator"}
 
     def __init__(self, device: torch.device) -> None:
         self.first_bad = {p: torch.zeros((), dtype=torch.long, device=device) for p in "DG"}
 
-    def observe(self, step: int, loss_d: torch.Tensor, loss_g: torch.Tensor) -> None:
-        for player, loss in (("D", loss_d), ("G", loss_g)):
-            fb = self.first_bad[player]
-            fb.copy_(torch.where((fb == 0) & ~torch.isfinite(loss), step, fb))
+    def observe(self, step: int, player: str, net: nn.Module) -> None:
+        # ‖θ‖ is finite iff every parameter is (one fused pass over the weights)
+        norm = torch.nn.utils.get_total_norm(list(net.parameters()))
+        fb = self.first_bad[player]
+        fb.copy_(torch.where((fb == 0) & ~torch.isfinite(norm), step, fb))
 
-    def check(self, generator: nn.Module, discriminator: nn.Module, step: int) -> str | None:
-        """None if all is finite, else a message naming the step and the player."""
-        for player, name in (("D", "discriminator"), ("G", "generator")):
-            bad = int(self.first_bad[player])
-            if bad:
-                return f"step {bad}: non-finite {name} loss"
-        for net, name in ((discriminator, "discriminator"), (generator, "generator")):
-            for pname, p in net.named_parameters():
-                if not bool(torch.isfinite(p).all()):
-                    return f"step {step}: non-finite {name} parameter {pname}"
-        return None
+    def check(self) -> str | None:
+        """None if all is finite, else a message naming the first step and player."""
+        bad = {p: int(fb) for p, fb in self.first_bad.items() if int(fb)}
+        if not bad:
+            return None
+        player = min(bad, key=lambda p: (bad[p], p))  # same step: D updates before G
+        return f"step {bad[player]}: non-finite {self.PLAYERS[player]} parameters after its update"
 
     def reset(self) -> None:
         for fb in self.first_bad.values():

@@ -70,20 +70,19 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
     rng = torch.Generator(device).manual_seed(t.seed)  # all data, noise and GP draws
     pack, start, lr_scale, rollbacks = cfg.tricks.pack, 0, 1.0, 0
 
-    def restore() -> int:
+    def restore() -> dict:
         state = io.load_checkpoint(ckpt_path, map_location=device)
         check_resumable(from_dict(state["config"], str(ckpt_path)), cfg)
         for obj, key in ((generator, "generator"), (discriminator, "discriminator"),
                          (opt_g, "opt_g"), (opt_d, "opt_d")):
             obj.load_state_dict(state[key])
         rng.set_state(state["rng"].cpu())
-        nonlocal lr_scale, rollbacks
-        lr_scale, rollbacks = float(state["lr_scale"]), int(state["rollbacks"])
-        return int(state["step"])
+        return state
 
     if resume:
-        io.remove_stale_temporaries(ckpt_path)
-        start = restore()
+        io.remove_stale_temporaries(out)  # we hold the lock: no one else writes
+        state = restore()
+        start, lr_scale, rollbacks = int(state["step"]), state["lr_scale"], state["rollbacks"]
     io.atomic_write_text(out / "config.toml", cfg.to_toml())
     run_info = {"seed": t.seed, "device": str(device), "versions": io.versions(),
                 "command": sys.argv, "resumed_from_step": start if resume else None}
@@ -117,14 +116,15 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
             fake = discriminator_step(generator, discriminator, opt_d, objective, real, z, rng,
                                       cfg.objective.gp_weight, stats,
                                       logging and k == t.d_steps - 1)
+        guard.observe(step, "D", discriminator)
         generator_step(generator, discriminator, opt_g, objective, fake, stats, logging)
-        guard.observe(step, stats["loss_d"], stats["loss_g"])
+        guard.observe(step, "G", generator)
         checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) or stop
         if logging or checkpointing:  # the only host syncs: at logging / checkpoint steps
-            problem = guard.check(generator, discriminator, step)
+            problem = guard.check()
             if problem and t.on_nan == "rollback" and rollbacks < t.max_rollbacks \
                     and ckpt_path.exists():
-                step = restore()
+                step = int(restore()["step"])
                 rollbacks, lr_scale = rollbacks + 1, lr_scale / 2
                 log.write({"step": step, "event": "rollback", "reason": problem,
                            "lr_scale": lr_scale})

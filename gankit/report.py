@@ -53,7 +53,9 @@ def plot_samples(
         d = torch.sigmoid(critic(grid).float()).reshape(200, 200).cpu().numpy()
         im = ax.imshow(d, origin="lower", extent=(lo, hi, lo, hi), cmap="RdBu_r", vmin=0,
                        vmax=1, alpha=0.55, interpolation="bilinear")
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="D(x)")
+        m = getattr(discriminator, "m", 1)
+        label = "D(x)" if m == 1 else f"D(x, …, x): a pack of {m} copies of x"
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
     pts = samples[:max_points].float().cpu().numpy()
     means = target.means.numpy()
     if target.dim == 2:

@@ -58,3 +58,17 @@ def test_booleans_are_not_numbers():
         load_config(None, ["train.steps=true"])
     with pytest.raises(GankitError, match="train.lr_d: expected a finite number"):
         load_config(None, ["train.lr_d=nan"])
+
+
+def test_a_config_with_every_field_wrong_reports_every_field():
+    raw: dict = {}
+    cfg = Config()
+    for section, values in cfg.to_dict().items():
+        raw[section] = {key: {"nested": "table"} for key in values}
+    with pytest.raises(GankitError) as e:
+        apply_overrides(raw, [])
+    lines = str(e.value).splitlines()
+    expected = [f"{s}.{k}" for s, values in cfg.to_dict().items() for k in values]
+    assert len(lines) == len(expected) > 25
+    for where, line in zip(expected, lines):
+        assert line.startswith(where + ": expected") or line.startswith(where + ": got"), line

@@ -64,30 +64,46 @@ def run_lock(out: Path):
 
 
 class FiniteGuard:
-    """Remembers, on the device and without host syncs, the first step after which a
-    player's parameters were non-finite (checked right after that player's update, so the
-    player that diverged first is the one named). ``check`` syncs once, and is called only
-    at logging and checkpoint steps."""
+    """Finds the first step and the player at which training went non-finite, without host
+    syncs inside the step.
 
-    PLAYERS = {"D": "discriminator", "G": "generator"}
+    Each step it notes, on the device, the first step at which D's or G's loss was
+    non-finite (two scalar ops). ``check``, called only at logging and checkpoint steps,
+    syncs once and reads the order of events: G's cost at step s is computed after D's
+    update at s, and D's cost at step s + 1 after G's update at s, so
+
+    - G's loss first non-finite at s (D's still finite): D's update at s broke D's
+      parameters — or, if they are finite, G's cost itself overflowed;
+    - D's loss first non-finite at s: G's update at s − 1 broke G's parameters — or, if
+      they are finite, D's cost itself overflowed.
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.first_bad = {p: torch.zeros((), dtype=torch.long, device=device) for p in "DG"}
 
-    def observe(self, step: int, player: str, net: nn.Module) -> None:
-        # ‖θ‖ is finite iff every parameter is (one fused pass over the weights)
-        norm = torch.nn.utils.get_total_norm(list(net.parameters()))
+    def observe(self, step: int, player: str, loss: torch.Tensor) -> None:
         fb = self.first_bad[player]
-        fb.copy_(torch.where((fb == 0) & ~torch.isfinite(norm), step, fb))
+        fb.copy_(torch.where((fb == 0) & ~torch.isfinite(loss), step, fb))
 
-    def check(self) -> str | None:
-        """None if all is finite, else a message naming the first step and player."""
-        bad = {p: int(fb) for p, fb in self.first_bad.items() if int(fb)}
-        if not bad:
+    def check(self, generator: nn.Module, discriminator: nn.Module) -> str | None:
+        """None if all is finite, else a message naming the first step and the player."""
+        d_bad, g_bad = int(self.first_bad["D"]), int(self.first_bad["G"])
+        if not (d_bad or g_bad):
             return None
-        player = min(bad, key=lambda p: (bad[p], p))  # same step: D updates before G
-        return f"step {bad[player]}: non-finite {self.PLAYERS[player]} parameters after its update"
+        if g_bad and (not d_bad or g_bad < d_bad):
+            if not _finite(discriminator):
+                return f"step {g_bad}: non-finite discriminator parameters after its update"
+            return f"step {g_bad}: non-finite generator loss"
+        if d_bad > 1 and not _finite(generator):
+            return f"step {d_bad - 1}: non-finite generator parameters after its update"
+        if not _finite(discriminator):
+            return f"step {d_bad}: non-finite discriminator parameters"
+        return f"step {d_bad}: non-finite discriminator loss"
 
     def reset(self) -> None:
         for fb in self.first_bad.values():
             fb.zero_()
+
+
+def _finite(net: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in net.parameters())

@@ -116,12 +116,12 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
             fake = discriminator_step(generator, discriminator, opt_d, objective, real, z, rng,
                                       cfg.objective.gp_weight, stats,
                                       logging and k == t.d_steps - 1)
-        guard.observe(step, "D", discriminator)
+            guard.observe(step, "D", stats["loss_d"])
         generator_step(generator, discriminator, opt_g, objective, fake, stats, logging)
-        guard.observe(step, "G", generator)
+        guard.observe(step, "G", stats["loss_g"])
         checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) or stop
         if logging or checkpointing:  # the only host syncs: at logging / checkpoint steps
-            problem = guard.check()
+            problem = guard.check(generator, discriminator)
             if problem and t.on_nan == "rollback" and rollbacks < t.max_rollbacks \
                     and ckpt_path.exists():
                 step = int(restore()["step"])

@@ -16,9 +16,14 @@ from gankit.errors import GankitError
 from gankit.train.loop import Interrupted
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped, so a message stays on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, status 2 (argparse prints usage too)
-        self.exit(2, f"gankit: error: {self.prog}: {message}\n")
+        self.exit(2, f"gankit: error: {one_line(self.prog)}: {one_line(message)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gankit: {e}", file=sys.stderr)
         return 130
     except GankitError as e:
-        for line in str(e).splitlines():
-            print(f"gankit: error: {line}", file=sys.stderr)
+        for line in str(e).split("\n"):  # one problem per line
+            print(f"gankit: error: {one_line(line)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)

@@ -11,3 +11,14 @@ TINY = [
 def tiny():
     """Overrides that make any mixture config train in well under a second."""
     return list(TINY)
+
+
+def pytest_configure(config):
+    import os
+
+    from hypothesis import settings
+
+    # CI: the same examples every run (a red run should be reproducible), no database.
+    settings.register_profile("ci", derandomize=True, database=None)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")

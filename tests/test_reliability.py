@@ -191,7 +191,7 @@ keys = st.one_of(st.sampled_from([(s, k) for s, ks in KEYS.items() for k in ks])
                  st.tuples(st.sampled_from(list(KEYS)), st.text(min_size=1, max_size=8)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)), deadline=None)
 @given(st.lists(st.tuples(keys, values), max_size=6))
 def test_fuzzed_configs_validate_or_fail_with_lines(entries):
     raw: dict = {}
@@ -209,7 +209,7 @@ def test_fuzzed_configs_validate_or_fail_with_lines(entries):
                               for k, v in d.items()]) == cfg
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 60)), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(
     st.sampled_from(["train", "eval", "sample", "theory", "demo", "--set", "--out", "-n",

@@ -34,8 +34,11 @@ def build_models(cfg: Config, data_dim: int) -> tuple[torch.nn.Module, torch.nn.
     With ``tricks.pack = m > 1`` D is wrapped in ``Packed``: it takes m·n samples and
     returns n logits, so the training step is unchanged.
     """
-    m, pack = cfg.model, cfg.tricks.pack
+    m, tricks, pack = cfg.model, cfg.tricks, cfg.tricks.pack
     torch.manual_seed(cfg.train.seed)
-    generator = MLPGenerator(data_dim, m.z_dim, m.g_width, m.g_depth, m.activation, m.z_dist)
-    discriminator = MLPDiscriminator(data_dim * pack, m.d_width, m.d_depth, m.activation)
+    generator = MLPGenerator(data_dim, m.z_dim, m.g_width, m.g_depth, m.activation, m.z_dist,
+                             tricks.virtual_batch_norm, tricks.vbn_reference_size)
+    discriminator = MLPDiscriminator(data_dim * pack, m.d_width, m.d_depth, m.activation,
+                                     tricks.minibatch_discrimination,
+                                     tricks.minibatch_kernel_dim)
     return generator, (Packed(discriminator, pack) if pack > 1 else discriminator)

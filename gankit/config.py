@@ -61,7 +61,17 @@ class ObjectiveConfig:
 
 @dataclass
 class TricksConfig:
+    """Mode-collapse remedies; each composes with every objective (see README)."""
+
+    unroll_steps: int = spec(0, min=0, max=100)
     pack: int = spec(1, min=1, max=64)
+    minibatch_discrimination: int = spec(0, min=0, max=4096)  # kernels B; 0 = off
+    minibatch_kernel_dim: int = spec(5, min=1, max=1024)  # C
+    feature_matching: bool = spec(False)
+    label_smoothing: float = spec(0.0, min=0.0, lt=1.0)  # one-sided: real target 1 − α
+    historical_averaging: float = spec(0.0, min=0.0)  # λ; 0 = off
+    virtual_batch_norm: bool = spec(False)
+    vbn_reference_size: int = spec(64, min=1, max=65536)
 
 
 @dataclass
@@ -123,6 +133,9 @@ def _check_value(where: str, value: Any, ftype: Any, rules: dict[str, Any]) -> s
         return None
 
     tname = getattr(ftype, "__name__", str(ftype))
+    if ftype in ("bool", bool) or tname == "bool":
+        ok = isinstance(value, bool)
+        return None if ok else f"{where}: expected true or false, got {value!r}"
     if ftype in ("int", int) or tname == "int":
         if not number_ok(value, int):
             return f"{where}: expected an integer, got {value!r}"
@@ -194,7 +207,23 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
         sections[sname] = cls(**kwargs)
     if problems:
         raise GankitError("\n".join(problems))
-    return Config(**sections)
+    cfg = Config(**sections)
+    problems = combination_problems(cfg)
+    if problems:
+        raise GankitError("\n".join(problems))
+    return cfg
+
+
+def combination_problems(cfg: Config) -> list[str]:
+    """Problems of fields that are each valid but do not go together."""
+    from gankit.objectives import get_objective, with_label_smoothing
+
+    problems = []
+    try:
+        with_label_smoothing(get_objective(cfg.objective.name), cfg.tricks.label_smoothing)
+    except GankitError as e:
+        problems.append(str(e))
+    return problems
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

@@ -11,6 +11,7 @@ Generative Adversarial Networks", eqs. 8, 10, 13 and §3.2, including the ½ fac
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -210,6 +211,52 @@ OBJECTIVES.update({
     f"f-gan:{name}": Objective(f"f-gan:{name}", fgan_discriminator(name), fgan_generator(name))
     for name in FGAN
 })
+
+
+def smoothed_discriminator_loss(alpha: float) -> Callable[[Tensor, Tensor], Tensor]:
+    """J_D with one-sided label smoothing: real targets 1 − α, fake targets stay 0.
+
+    ½ E_p [(1 − α)(−log D(x)) + α(−log(1 − D(x)))] + ½ E_z [−log(1 − D(G(z)))].
+    Salimans et al. (2016), §3.4: smoothing only the real side keeps D* =
+    (1 − α) p / (p + q), so D does not reward G for samples where p = 0.
+    """
+
+    def loss(real: Tensor, fake: Tensor) -> Tensor:
+        real_term = (1 - alpha) * F.softplus(-real) + alpha * F.softplus(real)
+        return 0.5 * (real_term.mean() + F.softplus(fake).mean())
+
+    return loss
+
+
+def smoothed_least_squares_discriminator(alpha: float) -> Callable[[Tensor, Tensor], Tensor]:
+    """LSGAN D cost with the real target 1 − α: ½ E_p (D(x) − 1 + α)² + ½ E_z D(G(z))²."""
+    return lambda real, fake: 0.5 * ((real - 1 + alpha).square().mean() + fake.square().mean())
+
+
+def with_label_smoothing(objective: Objective, alpha: float) -> Objective:
+    """``objective`` with one-sided label smoothing α on D's real targets (α = 0: unchanged).
+
+    Defined where D has targets: the cross-entropy games and least squares.
+    """
+    if alpha == 0:
+        return objective
+    if objective.discriminator is discriminator_loss:
+        d_loss = smoothed_discriminator_loss(alpha)
+    elif objective.discriminator is least_squares_discriminator:
+        d_loss = smoothed_least_squares_discriminator(alpha)
+    else:
+        smoothable = [n for n, o in OBJECTIVES.items()
+                      if o.discriminator in (discriminator_loss, least_squares_discriminator)]
+        raise GankitError(f"tricks.label_smoothing: {objective.name!r} has no real target to "
+                          f"smooth; allowed with: {', '.join(smoothable)}")
+    return dataclasses.replace(objective, name=f"{objective.name}+smooth{alpha:g}",
+                               discriminator=d_loss)
+
+
+def feature_matching(real_features: Tensor, fake_features: Tensor) -> Tensor:
+    """Feature-matching generator cost ‖E_p f(x) − E_z f(G(z))‖₂², f an intermediate
+    layer of D. Salimans et al. (2016), §3.1."""
+    return (real_features.mean(0) - fake_features.mean(0)).square().sum()
 
 
 def get_objective(name: str) -> Objective:

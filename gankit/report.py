@@ -50,7 +50,9 @@ def plot_samples(
         xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
         grid = torch.stack([xx.flatten(), yy.flatten()], 1).to(device)
         critic = getattr(discriminator, "pointwise", discriminator)  # packed D: m copies
-        d = torch.sigmoid(critic(grid).float()).reshape(200, 200).cpu().numpy()
+        # chunks of 256: a minibatch-discrimination D compares all pairs within a batch
+        logits = torch.cat([critic(chunk).float() for chunk in grid.split(256)])
+        d = torch.sigmoid(logits).reshape(200, 200).cpu().numpy()
         im = ax.imshow(d, origin="lower", extent=(lo, hi, lo, hi), cmap="RdBu_r", vmin=0,
                        vmax=1, alpha=0.55, interpolation="bilinear")
         m = getattr(discriminator, "m", 1)

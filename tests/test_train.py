@@ -73,8 +73,10 @@ def test_refuses_to_overwrite_a_run(tmp_path, tiny):
 def test_pack_shapes_and_packs_do_not_mix():
     x = torch.arange(12.0).reshape(6, 2)
     assert pack(x, 3).tolist() == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]
-    d = Packed(torch.nn.Linear(6, 1), 3)
-    assert d(x).shape == (2, 1)
+    from gankit.nets.mlp import MLPDiscriminator
+
+    d = Packed(MLPDiscriminator(6, 8, 1), 3)
+    assert d(x).shape == (2,) and d(x, features=True).shape == (2, 8)
     # Changing a sample in the second pack leaves the first pack's verdict unchanged.
     y = x.clone()
     y[4] += 100

@@ -24,9 +24,52 @@ class Packed(nn.Module):
         super().__init__()
         self.discriminator, self.m = discriminator, m
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.discriminator(pack(x, self.m))
+    def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor:
+        return self.discriminator(pack(x, self.m), features=features)
 
     def pointwise(self, x: torch.Tensor) -> torch.Tensor:
         """D's logit for a pack made of m copies of each point (for heat-maps)."""
         return self(x.repeat_interleave(self.m, dim=0))
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Minibatch discrimination (Salimans et al. 2016, "Improved Techniques for Training
+    GANs", §3.2): features f(x_i) ∈ R^A are mapped by a tensor T ∈ R^{A×B×C} to
+    M_i ∈ R^{B×C}; kernel b compares samples by c_b(x_i, x_j) = exp(−‖M_{i,b} − M_{j,b}‖₁)
+    and o(x_i)_b = Σ_{j≠i} c_b(x_i, x_j). D sees [f(x_i), o(x_i)], so it can tell a batch of
+    near-identical samples (a collapsed G) from a varied one.
+    """
+
+    def __init__(self, in_features: int, kernels: int = 50, kernel_dim: int = 5) -> None:
+        super().__init__()
+        self.kernels, self.kernel_dim = kernels, kernel_dim
+        self.T = nn.Parameter(0.1 * torch.randn(in_features, kernels * kernel_dim))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        m = (f @ self.T).view(-1, self.kernels, self.kernel_dim).transpose(0, 1)  # (B, n, C)
+        # pairwise L1 by broadcasting, not cdist: cdist has no double backward (unrolling)
+        l1 = (m[:, :, None, :] - m[:, None, :, :]).abs().sum(-1)  # (B, n, n)
+        return (torch.exp(-l1).sum(dim=2) - 1).T  # minus c_b(x_i, x_i) = 1: (n, B)
+
+
+class VirtualBatchNorm(nn.Module):
+    """Virtual batch normalisation (Salimans et al. 2016, §3.4): each example is normalised
+    with statistics of a reference batch fixed at the start of training together with the
+    example itself, so an output never depends on the other examples of its minibatch.
+
+    ``forward(h, n_ref)`` expects the first ``n_ref`` rows of h to be the reference batch.
+    """
+
+    def __init__(self, features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(features))
+        self.bias = nn.Parameter(torch.zeros(features))
+
+    def forward(self, h: torch.Tensor, n_ref: int) -> torch.Tensor:
+        ref = h[:n_ref]
+        w = 1.0 / (n_ref + 1)  # the example's own share of the statistics
+        mean = (1 - w) * ref.mean(0) + w * h
+        mean_sq = (1 - w) * ref.square().mean(0) + w * h.square()
+        var = (mean_sq - mean.square()).clamp_min(0)
+        return (h - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from gankit.errors import GankitError
+from gankit.nets.layers import MinibatchDiscrimination, VirtualBatchNorm
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -53,7 +54,11 @@ def sample_latent(
 
 
 class MLPGenerator(nn.Module):
-    """G: z (z_dim) → ``depth`` hidden layers of ``width`` → x (out_dim), linear output."""
+    """G: z (z_dim) → ``depth`` hidden layers of ``width`` → x (out_dim), linear output.
+
+    With ``virtual_batch_norm`` every hidden layer is followed by ``VirtualBatchNorm``
+    over a reference batch of ``reference_size`` latents drawn once at construction.
+    """
 
     def __init__(
         self,
@@ -63,13 +68,26 @@ class MLPGenerator(nn.Module):
         depth: int = 2,
         activation: str = "relu",
         z_dist: str = "normal",
+        virtual_batch_norm: bool = False,
+        reference_size: int = 64,
     ) -> None:
         super().__init__()
         self.z_dim, self.z_dist = z_dim, z_dist
         self.net = mlp([z_dim] + [width] * depth + [out_dim], activation)
+        self.vbn = None
+        if virtual_batch_norm:
+            self.vbn = nn.ModuleList(VirtualBatchNorm(width) for _ in range(depth))
+            self.register_buffer("reference_z", sample_latent(reference_size, z_dim, z_dist))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+        if self.vbn is None:
+            return self.net(z)
+        n_ref = self.reference_z.shape[0]
+        h = torch.cat([self.reference_z, z])
+        layers = list(self.net)
+        for i, vbn in enumerate(self.vbn):  # Linear, VBN, activation per hidden layer
+            h = layers[2 * i + 1](vbn(layers[2 * i](h), n_ref))
+        return layers[-1](h)[n_ref:]
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n generated points, latent drawn with ``generator``."""
@@ -79,13 +97,35 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """D: x (in_dim) → ``depth`` hidden layers of ``width`` → one logit σ⁻¹(D(x))."""
+    """D: x (in_dim) → ``depth`` hidden layers of ``width`` → one logit σ⁻¹(D(x)).
+
+    ``forward(x, features=True)`` returns the last hidden layer (for feature matching).
+    With ``minibatch_kernels = B > 0`` a ``MinibatchDiscrimination`` layer adds B
+    batch-similarity features before the output layer.
+    """
 
     def __init__(
-        self, in_dim: int, width: int = 128, depth: int = 2, activation: str = "relu"
+        self,
+        in_dim: int,
+        width: int = 128,
+        depth: int = 2,
+        activation: str = "relu",
+        minibatch_kernels: int = 0,
+        minibatch_kernel_dim: int = 5,
     ) -> None:
         super().__init__()
         self.net = mlp([in_dim] + [width] * depth + [1], activation)
+        self.mbd = None
+        if minibatch_kernels:
+            self.mbd = MinibatchDiscrimination(width, minibatch_kernels, minibatch_kernel_dim)
+            self.net[-1] = nn.Linear(width + minibatch_kernels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
+    def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor:
+        h = x
+        for i in range(len(self.net) - 1):
+            h = self.net[i](h)
+        if features:
+            return h
+        if self.mbd is not None:
+            h = torch.cat([h, self.mbd(h)], dim=1)
+        return self.net[-1](h).squeeze(-1)

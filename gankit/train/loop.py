@@ -14,9 +14,10 @@ from gankit.build import build_models, build_target, resolve_device
 from gankit.config import Config, from_dict
 from gankit.errors import GankitError
 from gankit.nets.mlp import sample_latent
-from gankit.objectives import get_objective
+from gankit.objectives import get_objective, with_label_smoothing
 from gankit.train.guard import FiniteGuard, StopRequested, run_lock
 from gankit.train.step import discriminator_step, generator_step
+from gankit.train.tricks import HistoricalAverage
 
 # Fields that may differ between a run and its resume (they do not change the numbers).
 RESUMABLE_CHANGES = {("train", "steps"), ("train", "checkpoint_every"), ("train", "device")}
@@ -66,9 +67,14 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
     generator, discriminator = build_models(cfg, target.dim)
     generator.to(device), discriminator.to(device)
     opt_g, opt_d = make_optimizers(cfg, generator, discriminator)
-    objective = get_objective(cfg.objective.name)
+    tricks = cfg.tricks
+    objective = with_label_smoothing(get_objective(cfg.objective.name), tricks.label_smoothing)
     rng = torch.Generator(device).manual_seed(t.seed)  # all data, noise and GP draws
-    pack, start, lr_scale, rollbacks = cfg.tricks.pack, 0, 1.0, 0
+    pack, start, lr_scale, rollbacks = tricks.pack, 0, 1.0, 0
+    history = {"d": None, "g": None}  # historical averaging of each player's parameters
+    if tricks.historical_averaging:
+        history = {"d": HistoricalAverage(discriminator, tricks.historical_averaging),
+                   "g": HistoricalAverage(generator, tricks.historical_averaging)}
 
     def restore() -> dict:
         state = io.load_checkpoint(ckpt_path, map_location=device)
@@ -77,6 +83,9 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
                          (opt_g, "opt_g"), (opt_d, "opt_d")):
             obj.load_state_dict(state[key])
         rng.set_state(state["rng"].cpu())
+        for key, h in history.items():
+            if h is not None:
+                h.load_state_dict(state[f"history_{key}"])
         return state
 
     if resume:
@@ -96,6 +105,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
             "rollbacks": rollbacks, "rng": rng.get_state(),
             "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            **{f"history_{k}": h.state_dict() for k, h in history.items() if h is not None},
         })
 
     wall0 = time.perf_counter()
@@ -115,9 +125,12 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
                               device)
             fake = discriminator_step(generator, discriminator, opt_d, objective, real, z, rng,
                                       cfg.objective.gp_weight, stats,
-                                      logging and k == t.d_steps - 1)
+                                      logging and k == t.d_steps - 1, history["d"])
             guard.observe(step, "D", stats["loss_d"])
-        generator_step(generator, discriminator, opt_g, objective, fake, stats, logging)
+        generator_step(generator, discriminator, opt_g, objective, fake, stats, logging,
+                       real=real, match_features=tricks.feature_matching,
+                       unroll_steps=tricks.unroll_steps, opt_d=opt_d,
+                       gp_weight=cfg.objective.gp_weight, rng=rng, history=history["g"])
         guard.observe(step, "G", stats["loss_g"])
         checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) or stop
         if logging or checkpointing:  # the only host syncs: at logging / checkpoint steps

@@ -1,7 +1,8 @@
 """One alternating GAN update, written out: the D step, then the G step.
 
 The fake batch G(z) made for D's last update is reused by G's update (G has not changed
-in between, so this is the same forward pass, not an approximation).
+in between, so this is the same forward pass, not an approximation). Tricks are options
+of these two functions, not forks of the loop.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gankit.objectives import Objective, gradient_penalty
+from gankit.objectives import Objective, feature_matching, gradient_penalty
+from gankit.train.tricks import HistoricalAverage, unrolled_critic
 
 
 def grad_norm(module: nn.Module) -> torch.Tensor:
@@ -29,6 +31,7 @@ def discriminator_step(
     gp_weight: float = 10.0,
     stats: dict | None = None,
     detailed: bool = False,
+    history: HistoricalAverage | None = None,
 ) -> torch.Tensor:
     """Update D once on (real, G(z)); return the fake batch with its graph to G kept.
 
@@ -41,6 +44,8 @@ def discriminator_step(
     loss = objective.discriminator(real_logits, fake_logits)
     if objective.gradient_penalty:
         loss = loss + gp_weight * gradient_penalty(discriminator, real, fake, rng)
+    if history is not None:
+        loss = loss + history.penalty(discriminator)
     opt_d.zero_grad(set_to_none=True)
     loss.backward()
     if stats is not None:
@@ -50,6 +55,8 @@ def discriminator_step(
                          d_fake=torch.sigmoid(fake_logits.detach()).mean(),
                          grad_norm_d=grad_norm(discriminator))
     opt_d.step()
+    if history is not None:
+        history.update(discriminator)
     return fake
 
 
@@ -61,9 +68,32 @@ def generator_step(
     fake: torch.Tensor,
     stats: dict | None = None,
     detailed: bool = False,
+    *,
+    real: torch.Tensor | None = None,
+    match_features: bool = False,
+    unroll_steps: int = 0,
+    opt_d: torch.optim.Adam | None = None,
+    gp_weight: float = 10.0,
+    rng: torch.Generator | None = None,
+    history: HistoricalAverage | None = None,
 ) -> None:
-    """Update G once to lower its cost on D's verdict on ``fake`` (= G(z), graph kept)."""
-    loss = objective.generator(discriminator(fake))
+    """Update G once to lower its cost on D's verdict on ``fake`` (= G(z), graph kept).
+
+    ``unroll_steps = k``: the verdict is that of D after k differentiable updates on
+    (``real``, ``fake``) (needs ``opt_d``). ``match_features``: G's cost is feature
+    matching against ``real`` in D's last hidden layer instead of the objective's cost.
+    """
+    critic = discriminator
+    if unroll_steps:
+        critic = unrolled_critic(discriminator, opt_d, objective, real, fake, unroll_steps,
+                                 gp_weight, rng)
+    if match_features:
+        loss = feature_matching(critic(real, features=True).detach(),
+                                critic(fake, features=True))
+    else:
+        loss = objective.generator(critic(fake))
+    if history is not None:
+        loss = loss + history.penalty(generator)
     opt_g.zero_grad(set_to_none=True)
     # Gradients for G's parameters only: D's are not needed for this update.
     loss.backward(inputs=list(generator.parameters()))
@@ -72,3 +102,5 @@ def generator_step(
         if detailed:
             stats["grad_norm_g"] = grad_norm(generator)
     opt_g.step()
+    if history is not None:
+        history.update(generator)

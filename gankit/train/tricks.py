@@ -1,0 +1,89 @@
+"""Training-step options that need state or higher-order gradients: historical averaging
+and unrolled discriminators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from gankit.objectives import Objective, gradient_penalty
+
+
+class HistoricalAverage:
+    """Penalty λ‖θ − θ̄‖² with θ̄ the mean of the player's past parameters.
+
+    Salimans et al. (2016), §3.3. θ̄ is the running mean over all previous steps,
+    θ̄_t = θ̄_{t−1} + (θ_t − θ̄_{t−1}) / t, updated after each of the player's updates.
+    """
+
+    def __init__(self, module: nn.Module, weight: float) -> None:
+        self.weight = weight
+        self.count = 1
+        self.mean = {n: p.detach().clone() for n, p in module.named_parameters()}
+
+    def penalty(self, module: nn.Module) -> torch.Tensor:
+        return self.weight * sum((p - self.mean[n]).square().sum()
+                                 for n, p in module.named_parameters())
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        self.count += 1
+        for n, p in module.named_parameters():
+            self.mean[n].add_(p - self.mean[n], alpha=1 / self.count)
+
+    def state_dict(self) -> dict:
+        return {"count": self.count, "mean": self.mean}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.count = int(state["count"])
+        for n, v in state["mean"].items():
+            self.mean[n].copy_(v)
+
+
+def unrolled_critic(
+    discriminator: nn.Module,
+    opt_d: torch.optim.Adam,
+    objective: Objective,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    steps: int,
+    gp_weight: float = 10.0,
+    rng: torch.Generator | None = None,
+) -> Callable[..., torch.Tensor]:
+    """D after ``steps`` differentiable Adam updates on (real, fake), as a function of x.
+
+    Unrolled GAN (Metz et al. 2017, eq. 6–7): the surrogate G loss f(θ_G, U^k(θ_D, θ_G))
+    back-propagates through the k updates U of D, which depend on θ_G through ``fake``
+    (not detached). The inner updates mirror D's own Adam (its moments and step count, its
+    learning rate and betas), written out so autograd can differentiate them.
+    """
+    names = [n for n, _ in discriminator.named_parameters()]
+    params = dict(discriminator.named_parameters())
+    group = opt_d.param_groups[0]
+    lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
+    state = {n: opt_d.state.get(p, {}) for n, p in params.items()}
+    m = {n: state[n].get("exp_avg", torch.zeros_like(params[n])) for n in names}
+    v = {n: state[n].get("exp_avg_sq", torch.zeros_like(params[n])) for n in names}
+    t = float(state[names[0]].get("step", 0))
+
+    def critic_with(ps: dict) -> Callable[..., torch.Tensor]:
+        return lambda x, **kw: functional_call(discriminator, ps, (x,), kw)
+
+    for _ in range(steps):
+        critic = critic_with(params)
+        loss = objective.discriminator(critic(real), critic(fake))
+        if objective.gradient_penalty:
+            loss = loss + gp_weight * gradient_penalty(critic, real, fake, rng)
+        grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True)
+        t += 1
+        new = {}
+        for n, g in zip(names, grads):
+            m[n] = b1 * m[n] + (1 - b1) * g
+            v[n] = b2 * v[n] + (1 - b2) * g.square()
+            v_hat = (v[n] / (1 - b2**t)).clamp_min(1e-30)  # keeps d√v finite where v = 0
+            new[n] = params[n] - lr * (m[n] / (1 - b1**t)) / (v_hat.sqrt() + eps)
+        params = new
+    return critic_with(params)

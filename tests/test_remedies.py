@@ -1,0 +1,183 @@
+"""Mode-collapse remedies: unrolling, minibatch discrimination, feature matching, label
+smoothing, historical averaging, virtual batch norm — and that they compose."""
+
+import pytest
+import torch
+from torch import nn
+
+from gankit import objectives as obj
+from gankit.config import load_config
+from gankit.errors import GankitError
+from gankit.nets.layers import MinibatchDiscrimination
+from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
+from gankit.train import train
+from gankit.train.step import discriminator_step
+from gankit.train.tricks import HistoricalAverage, unrolled_critic
+
+
+def tiny_pair(dtype=torch.float64):
+    torch.manual_seed(0)
+    g = MLPGenerator(1, z_dim=1, width=3, depth=1, activation="tanh").to(dtype)
+    d = MLPDiscriminator(1, width=4, depth=1, activation="tanh").to(dtype)
+    opt_d = torch.optim.Adam(d.parameters(), lr=0.05, betas=(0.5, 0.9))
+    real = torch.randn(16, 1, dtype=dtype) * 0.5 + 1
+    z = torch.randn(16, 1, dtype=dtype)
+    # one real D step so that the inner Adam starts from real moments
+    discriminator_step(g, d, opt_d, obj.get_objective("nonsaturating"), real, z, None)
+    return g, d, opt_d, real, z
+
+
+def unrolled_g_cost(g, d, opt_d, real, z, k, detach=False):
+    fake = g(z)
+    critic = unrolled_critic(d, opt_d, obj.get_objective("nonsaturating"), real,
+                             fake.detach() if detach else fake, k)
+    return obj.nonsaturating(critic(fake))
+
+
+def test_unroll_zero_is_the_plain_discriminator():
+    g, d, opt_d, real, z = tiny_pair()
+    critic = unrolled_critic(d, opt_d, obj.get_objective("nonsaturating"), real, g(z), 0)
+    x = torch.randn(10, 1, dtype=torch.float64)
+    assert torch.equal(critic(x), d(x))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_unrolled_gradient_matches_finite_differences(k):
+    g, d, opt_d, real, z = tiny_pair()
+    params = list(g.parameters())
+    grads = torch.autograd.grad(unrolled_g_cost(g, d, opt_d, real, z, k), params)
+    eps = 1e-6
+    for p, grad in zip(params, grads):
+        for idx in range(p.numel()):
+            flat = p.data.view(-1)
+            old = flat[idx].item()
+            flat[idx] = old + eps
+            up = unrolled_g_cost(g, d, opt_d, real, z, k).item()
+            flat[idx] = old - eps
+            down = unrolled_g_cost(g, d, opt_d, real, z, k).item()
+            flat[idx] = old
+            assert grad.view(-1)[idx].item() == pytest.approx((up - down) / (2 * eps),
+                                                              rel=1e-4, abs=1e-8)
+    # and it is not the cheap approximation that detaches G from D's unrolled updates
+    cheap = torch.autograd.grad(unrolled_g_cost(g, d, opt_d, real, z, k, detach=True), params)
+    assert any(not torch.allclose(a, b, atol=1e-8) for a, b in zip(grads, cheap))
+
+
+def test_unrolled_inner_step_is_adam():
+    # One inner step from D's Adam state equals D's own Adam step on the same batch.
+    g, d, opt_d, real, z = tiny_pair()
+    fake = g(z).detach()
+    critic = unrolled_critic(d, opt_d, obj.get_objective("nonsaturating"), real, fake, 1)
+    x = torch.randn(7, 1, dtype=torch.float64)
+    expected_after = critic(x).detach()
+    discriminator_step(g, d, opt_d, obj.get_objective("nonsaturating"), real, z, None)
+    assert torch.allclose(d(x), expected_after, atol=1e-10)
+
+
+def test_minibatch_discrimination_shapes_and_signal():
+    torch.manual_seed(0)
+    layer = MinibatchDiscrimination(8, kernels=6, kernel_dim=3)
+    same = torch.ones(10, 8)
+    varied = torch.randn(10, 8) * 3
+    o_same, o_varied = layer(same), layer(varied)
+    assert o_same.shape == (10, 6)
+    # identical samples: every c_b = 1, so o = n − 1 for every kernel
+    assert torch.allclose(o_same, torch.full((10, 6), 9.0))
+    assert (o_varied < 9.0 - 1e-3).all()
+    d = MLPDiscriminator(2, 16, 2, minibatch_kernels=6)
+    assert d(torch.randn(5, 2)).shape == (5,)
+
+
+def test_virtual_batch_norm_output_does_not_depend_on_the_rest_of_the_batch():
+    torch.manual_seed(0)
+    g = MLPGenerator(2, z_dim=3, width=8, depth=2, virtual_batch_norm=True, reference_size=16)
+    z0, z1, z2 = torch.randn(1, 3), torch.randn(4, 3), torch.randn(9, 3) * 5
+    a, b = g(torch.cat([z0, z1])), g(torch.cat([z0, z2]))
+    assert torch.allclose(a[0], b[0], atol=1e-6)
+    # ordinary batch norm would not pass this test
+    bn = nn.BatchNorm1d(3)
+    assert not torch.allclose(bn(torch.cat([z0, z1]))[0], bn(torch.cat([z0, z2]))[0])
+
+
+def test_label_smoothing_optimal_discriminator():
+    # Pointwise a[(1−α)(−log D) + α(−log(1−D))] + b(−log(1−D)) is minimised at
+    # D = a(1−α)/(a+b): smoothing only real labels never rewards samples where a = 0.
+    a, b, alpha = 0.6, 0.3, 0.2
+    loss_fn = obj.smoothed_discriminator_loss(alpha)
+    logit = torch.zeros((), requires_grad=True)
+    opt = torch.optim.LBFGS([logit], max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        # real-only and fake-only batches weighted a and b (the other side's term ~ 0)
+        loss = a * (loss_fn(logit[None], torch.tensor([-1e9]))) + \
+            b * (loss_fn(torch.tensor([1e9]), logit[None]) - 0.5 * alpha * 1e9)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert torch.sigmoid(logit).item() == pytest.approx(a * (1 - alpha) / (a + b), abs=1e-4)
+
+
+def test_label_smoothing_only_where_there_is_a_real_target():
+    assert load_config(None, ["tricks.label_smoothing=0.1"]).tricks.label_smoothing == 0.1
+    load_config(None, ["tricks.label_smoothing=0.1", "objective.name='least_squares'"])
+    with pytest.raises(GankitError, match="tricks.label_smoothing: 'hinge' has no real target"):
+        load_config(None, ["tricks.label_smoothing=0.1", "objective.name='hinge'"])
+
+
+def test_feature_matching_formula():
+    real = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    fake = torch.tensor([[0.0, 0.0], [2.0, 2.0]])
+    # means (2, 3) and (1, 1): ‖(1, 2)‖² = 5
+    assert obj.feature_matching(real, fake).item() == pytest.approx(5.0)
+    assert obj.feature_matching(real, real.flip(0)).item() == 0
+
+
+def test_historical_average_is_the_mean_of_past_parameters():
+    lin = nn.Linear(2, 1)
+    h = HistoricalAverage(lin, weight=0.5)
+    seen = [lin.weight.detach().clone()]
+    for _ in range(4):
+        with torch.no_grad():
+            lin.weight.add_(torch.randn_like(lin.weight))
+        seen.append(lin.weight.detach().clone())
+        h.update(lin)
+    assert torch.allclose(h.mean["weight"], torch.stack(seen).mean(0), atol=1e-6)
+    with torch.no_grad():
+        expected = 0.5 * sum((p - h.mean[n]).square().sum() for n, p in lin.named_parameters())
+    assert h.penalty(lin).item() == pytest.approx(expected.item())
+
+
+ALL_TRICKS = ["tricks.unroll_steps=2", "tricks.pack=2", "tricks.minibatch_discrimination=4",
+              "tricks.feature_matching=true", "tricks.historical_averaging=0.01",
+              "tricks.virtual_batch_norm=true", "tricks.vbn_reference_size=8"]
+
+
+@pytest.mark.parametrize("objective", list(obj.OBJECTIVES))
+def test_all_tricks_compose_with_every_objective(tmp_path, tiny, objective):
+    smooth = ["tricks.label_smoothing=0.1"] if objective in (
+        "minimax", "nonsaturating", "max_likelihood", "least_squares") else []
+    cfg = load_config(None, tiny + ALL_TRICKS + smooth + [
+        f"objective.name='{objective}'", "train.steps=6", "train.log_every=3",
+        "train.checkpoint_every=3", "train.eval_samples=50", "train.lr_d=1e-4",
+        "train.lr_g=1e-4"])
+    summary = train(cfg, tmp_path / "r", progress=False)
+    assert summary["metrics"]["samples"] == 50
+
+
+@pytest.mark.parametrize("extra", [["tricks.historical_averaging=0.1"],
+                                   ["tricks.unroll_steps=3", "tricks.virtual_batch_norm=true",
+                                    "tricks.minibatch_discrimination=4"]])
+def test_resume_with_stateful_tricks_equals_uninterrupted(tmp_path, tiny, extra):
+    cfg = load_config(None, tiny + extra)
+    train(cfg, tmp_path / "full", progress=False)
+    train(cfg, tmp_path / "split", progress=False, stop_after=13)
+    train(cfg, tmp_path / "split", resume=True, progress=False)
+    from gankit.io import load_checkpoint
+
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
+    for part in ("generator", "discriminator"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)

@@ -72,3 +72,13 @@ def test_a_config_with_every_field_wrong_reports_every_field():
     assert len(lines) == len(expected) > 25
     for where, line in zip(expected, lines):
         assert line.startswith(where + ": expected") or line.startswith(where + ": got"), line
+
+
+def test_every_shipped_config_is_valid():
+    from pathlib import Path
+
+    configs = sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.toml"))
+    assert len(configs) >= 20
+    for path in configs:
+        load_config(path)
+    load_config(Path(__file__).parent.parent / "gankit" / "demo.toml")

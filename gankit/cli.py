@@ -52,12 +52,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="FILE.png or FILE.npy")
     s.add_argument("--seed", type=int, default=0)
 
+    r = sub.add_parser("report", help="finished runs side by side in one HTML page")
+    r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    r.add_argument("--out", default="report.html", help="HTML file (default report.html)")
+
     th = sub.add_parser("theory", help="the GAN theory's identities on known densities")
     th.add_argument("--json", action="store_true", help="print JSON")
     th.add_argument("--out", help="directory for theory.png and theory.json")
     th.add_argument("--quick", action="store_true", help="shorter critic training (~15 s)")
     th.add_argument("--seed", type=int, default=0)
     return p
+
+
+def cmd_report(args) -> int:
+    from gankit.build import build_target
+    from gankit.config import load_config
+    from gankit.report import write_html_report
+
+    dirs, summaries, targets = [], [], []
+    for name in args.run_dirs:
+        d = Path(name)
+        if not (d / "summary.json").is_file():
+            raise GankitError(f"{d}: no summary.json; is it a finished gankit run directory?")
+        try:
+            summaries.append(json.loads((d / "summary.json").read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise GankitError(f"{d / 'summary.json'}: not valid JSON ({e})") from None
+        targets.append(build_target(load_config(d / "config.toml")))
+        dirs.append(d)
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise GankitError(f"--out: directory {str(out.parent)!r} does not exist")
+    write_html_report(dirs, summaries, out, targets)
+    print(f"report: {out}")
+    return 0
 
 
 def cmd_theory(args) -> int:
@@ -105,7 +133,11 @@ def cmd_demo(args) -> int:
     with resources.as_file(demo) as path:
         cmd_train(args, str(path), out)
     summary = json.loads((out / "summary.json").read_text())
-    write_html_report([out], [summary], out / "report.html")
+    from gankit.build import build_target
+    from gankit.config import load_config
+
+    write_html_report([out], [summary], out / "report.html",
+                      [build_target(load_config(out / "config.toml"))])
     print(f"report: {out / 'report.html'}")
     return 0
 
@@ -166,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sample(args)
         if args.command == "theory":
             return cmd_theory(args)
+        if args.command == "report":
+            return cmd_report(args)
     except Interrupted as e:
         print(f"gankit: {e}", file=sys.stderr)
         return 130

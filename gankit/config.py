@@ -89,6 +89,7 @@ class TrainConfig:
     log_every: int = spec(100, min=1)
     checkpoint_every: int = spec(1000, min=1)
     eval_samples: int = spec(2500, min=1, max=10_000_000)
+    snapshot_every: int = spec(0, min=0)  # fixed-z samples for the report's slider; 0 = off
     on_nan: str = spec("stop", choices=("stop", "rollback"))
     max_rollbacks: int = spec(3, min=0, max=100)
 

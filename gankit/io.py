@@ -28,10 +28,20 @@ from gankit.errors import GankitError
 CHECKPOINT_FORMAT = "gankit-checkpoint-1"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 0600
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -120,6 +130,33 @@ class MetricsLog:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+
+
+class Snapshots:
+    """``snapshots.npz``: samples from a fixed latent batch at chosen steps (for watching
+    training unfold), rewritten atomically; on resume, snapshots after the checkpoint's
+    step are dropped."""
+
+    def __init__(self, path: str | Path, keep_until_step: int | None = None) -> None:
+        self.path = Path(path)
+        self.steps: list[int] = []
+        self.samples: list[np.ndarray] = []
+        if keep_until_step is not None and self.path.exists():
+            steps, samples = read_snapshots(self.path)
+            keep = steps <= keep_until_step
+            self.steps, self.samples = steps[keep].tolist(), list(samples[keep])
+
+    def add(self, step: int, samples: np.ndarray) -> None:
+        self.steps.append(step)
+        self.samples.append(samples)
+        buf = io.BytesIO()
+        np.savez(buf, steps=np.array(self.steps), samples=np.stack(self.samples))
+        atomic_write_bytes(self.path, buf.getvalue())
+
+
+def read_snapshots(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as f:
+        return f["steps"], f["samples"]
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -107,3 +107,38 @@ def test_argparse_errors_are_one_line_status_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["frobnicate"])
     assert e.value.code == 2
+
+
+def test_report_of_two_runs_with_training_slider(tmp_path, tiny, capsys):
+    from gankit.io import read_snapshots
+
+    for name, extra in (("a", []), ("b", ["--set", "tricks.pack=2"])):
+        sets = [a for s in tiny + ["train.snapshot_every=10"] for a in ("--set", s)]
+        assert run(capsys, "train", "configs/ring8-nonsaturating.toml", "--out",
+                   str(tmp_path / name), "--no-progress", *sets, *extra)[0] == 0
+    steps, samples = read_snapshots(tmp_path / "a" / "snapshots.npz")
+    assert steps.tolist() == [10, 20, 30] and samples.shape == (3, 500, 2)
+    code, out, _ = run(capsys, "report", str(tmp_path / "a"), str(tmp_path / "b"), "--out",
+                       str(tmp_path / "r.html"))
+    assert code == 0
+    page = (tmp_path / "r.html").read_text()
+    assert page.count('class="f0"') == 3 and page.count('class="f1"') == 3
+    assert page.count("<tr>") == 3 and "high_quality" in page
+    code, _, err = run(capsys, "report", str(tmp_path / "nope"))
+    assert code == 2 and "no summary.json" in one_error_line(err)
+
+
+def test_snapshots_survive_resume(tmp_path, tiny):
+    from gankit.config import load_config
+    from gankit.io import read_snapshots
+    from gankit.train import train
+
+    cfg = load_config(None, tiny + ["train.snapshot_every=5"])
+    train(cfg, tmp_path / "full", progress=False)
+    train(cfg, tmp_path / "split", progress=False, stop_after=12)
+    train(cfg, tmp_path / "split", resume=True, progress=False)
+    (s1, x1), (s2, x2) = (read_snapshots(tmp_path / d / "snapshots.npz") for d in ("full",
+                                                                                     "split"))
+    assert s1.tolist() == s2.tolist() == [5, 10, 15, 20, 25, 30]
+    assert (x1 == x2).all()
+    assert oct((tmp_path / "full" / "checkpoint.pt").stat().st_mode & 0o777) != "0o600"

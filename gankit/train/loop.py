@@ -13,6 +13,7 @@ from gankit import io
 from gankit.build import build_models, build_target, resolve_device
 from gankit.config import Config, from_dict
 from gankit.errors import GankitError
+from gankit.evaluate import EVAL_SEED_OFFSET, evaluate_generator, generate
 from gankit.nets.mlp import sample_latent
 from gankit.objectives import get_objective, with_label_smoothing
 from gankit.train.guard import FiniteGuard, StopRequested, run_lock
@@ -98,6 +99,9 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
     io.write_json(out / "run.json", run_info)
     log = io.MetricsLog(out / "metrics.jsonl", keep_until_step=start if resume else None)
     guard = FiniteGuard(device)
+    snapshots = None
+    if t.snapshot_every:
+        snapshots = io.Snapshots(out / "snapshots.npz", keep_until_step=start if resume else None)
 
     def save(step: int) -> None:  # only ever a finite state: the guard is checked first
         io.save_checkpoint(ckpt_path, {
@@ -154,6 +158,8 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
                       "wall_time": time.perf_counter() - wall0}
             log.write(record)
             bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}")
+        if snapshots is not None and step % t.snapshot_every == 0:
+            snapshots.add(step, generate(cfg, generator, 500, t.seed + EVAL_SEED_OFFSET).numpy())
         if checkpointing:
             save(step)
         bar.update(1)
@@ -182,7 +188,6 @@ def check_resumable(saved: Config, new: Config) -> None:
 
 def finish(cfg, out, generator, discriminator, target, run_info, wall_time) -> dict:
     """Evaluate, draw the pictures and write summary.json."""
-    from gankit.evaluate import evaluate_generator
     from gankit.report import plot_losses, plot_samples
 
     metrics, samples = evaluate_generator(cfg, generator, target)

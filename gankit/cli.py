@@ -45,12 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="metrics of a trained run")
     e.add_argument("run_dir")
     e.add_argument("--json", action="store_true", help="print JSON")
+    e.add_argument("--correct", choices=("drs", "mh"),
+                   help="also evaluate samples corrected by D's density ratio (a second row)")
+    e.add_argument("--mh-steps", type=int, default=100, help="MH proposals per sample")
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")
     s.add_argument("-n", type=int, default=2500, help="number of samples (default 2500)")
     s.add_argument("--out", required=True, help="FILE.png or FILE.npy")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--correct", choices=("drs", "mh"),
+                   help="discriminator rejection sampling or Metropolis-Hastings with D's "
+                        "density-ratio estimate")
+    s.add_argument("--mh-steps", type=int, default=100, help="MH proposals per sample")
 
     r = sub.add_parser("report", help="finished runs side by side in one HTML page")
     r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -145,13 +152,35 @@ def cmd_demo(args) -> int:
 def cmd_eval(args) -> int:
     from gankit.evaluate import evaluate_generator, load_run
 
-    cfg, generator, _, state = load_run(args.run_dir)
+    cfg, generator, discriminator, state = load_run(args.run_dir)
     metrics, _ = evaluate_generator(cfg, generator)
+    result = {"run": args.run_dir, "step": int(state["step"]), "metrics": metrics}
+    if args.correct:
+        from gankit.build import build_target
+        from gankit.evaluate import EVAL_SEED_OFFSET
+        from gankit.metrics.modes import mode_metrics
+        from gankit.sampling import corrected_samples
+
+        check_mh_steps(args.mh_steps)
+        samples, rate = corrected_samples(cfg, generator, discriminator, args.correct,
+                                          cfg.train.eval_samples,
+                                          cfg.train.seed + EVAL_SEED_OFFSET, args.mh_steps)
+        result["corrected"] = {"method": args.correct, "acceptance_rate": rate,
+                               "metrics": mode_metrics(samples, build_target(cfg))}
     if args.json:
-        print(json.dumps({"run": args.run_dir, "step": int(state["step"]), "metrics": metrics}))
+        print(json.dumps(result))
     else:
-        print_metrics(metrics, f"{args.run_dir} (step {int(state['step'])})")
+        print_metrics(metrics, f"{args.run_dir} (step {int(state['step'])}) · raw samples")
+        if args.correct:
+            c = result["corrected"]
+            print_metrics(c["metrics"], f"{args.run_dir} · corrected by {c['method']} "
+                                        f"(acceptance rate {c['acceptance_rate']:.3f})")
     return 0
+
+
+def check_mh_steps(steps: int) -> None:
+    if not 1 <= steps <= 100_000:
+        raise GankitError(f"--mh-steps: expected an integer from 1 to 100000, got {steps}")
 
 
 def cmd_sample(args) -> int:
@@ -169,7 +198,15 @@ def cmd_sample(args) -> int:
     if not out.parent.exists():
         raise GankitError(f"--out: directory {str(out.parent)!r} does not exist")
     cfg, generator, discriminator, _ = load_run(args.run_dir)
-    samples = generate(cfg, generator, args.n, args.seed)
+    if args.correct:
+        from gankit.sampling import corrected_samples
+
+        check_mh_steps(args.mh_steps)
+        samples, rate = corrected_samples(cfg, generator, discriminator, args.correct, args.n,
+                                          args.seed, args.mh_steps)
+        print(f"{args.correct}: acceptance rate {rate:.4f}")
+    else:
+        samples = generate(cfg, generator, args.n, args.seed)
     if out.suffix == ".npy":
         import io as _io
 

@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "density-ratio estimate")
     s.add_argument("--mh-steps", type=int, default=100, help="MH proposals per sample")
 
+    b = sub.add_parser("bench", help="benchmark tables")
+    b.add_argument("table", choices=("throughput",), help="which benchmark")
+    b.add_argument("--json", action="store_true", help="print JSON")
+    b.add_argument("--steps", type=int, default=2000, help="timed steps per row")
+
     r = sub.add_parser("report", help="finished runs side by side in one HTML page")
     r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     r.add_argument("--out", default="report.html", help="HTML file (default report.html)")
@@ -92,6 +97,16 @@ def cmd_report(args) -> int:
         raise GankitError(f"--out: directory {str(out.parent)!r} does not exist")
     write_html_report(dirs, summaries, out, targets)
     print(f"report: {out}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from gankit.bench import format_throughput, throughput
+
+    if not 1 <= args.steps <= 10_000_000:
+        raise GankitError(f"--steps: expected a positive number of steps, got {args.steps}")
+    result = throughput(args.steps)
+    print(json.dumps(result, indent=2) if args.json else format_throughput(result))
     return 0
 
 
@@ -237,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_theory(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "bench":
+            return cmd_bench(args)
     except Interrupted as e:
         print(f"gankit: {e}", file=sys.stderr)
         return 130

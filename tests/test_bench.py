@@ -1,0 +1,22 @@
+from gankit.bench import flops_per_step, format_throughput, throughput
+
+
+def test_flops_per_step_are_the_networks_matmuls():
+    # Every counted op is a matmul linear in the batch: 8x the batch, 8x the FLOPs.
+    small, large = flops_per_step(64), flops_per_step(512)
+    assert large == 8 * small
+    # forward of G (256→128→128→2) and of D (2→128→128→1) on the batch, in FLOPs
+    g_fwd = 2 * 64 * (256 * 128 + 128 * 128 + 128 * 2)
+    d_fwd = 2 * 64 * (2 * 128 + 128 * 128 + 128 * 1)
+    # D step: D on real and fake, backward ≈ 2x forward; G step: G fwd already done,
+    # D fwd + backward through D to the input and through G: between 3 and 4 times fwd
+    assert 3 * (g_fwd + d_fwd) < small < 6 * (g_fwd + 2 * d_fwd)
+
+
+def test_throughput_table_runs():
+    r = throughput(steps=20)
+    assert r["matmul_gflops"] > 0 and len(r["rows"]) == 2
+    for row in r["rows"]:
+        assert row["gankit_steps_per_s"] > 0 and row["hand_written_steps_per_s"] > 0
+        assert 0 < row["fraction_of_matmul"]
+    assert "toy MLP" in format_throughput(r)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from gankit.errors import GankitError
+from gankit.nets.layers import double_backward
 
 Tensor = torch.Tensor
 
@@ -121,7 +122,8 @@ def gradient_penalty(
     shape = (real.shape[0],) + (1,) * (real.ndim - 1)
     eps = torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
     mix = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(mix).sum(), mix, create_graph=True)
+    with double_backward():  # the penalty is differentiated again, for D's parameters
+        (grad,) = torch.autograd.grad(critic(mix).sum(), mix, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).square().mean()
 
 

@@ -181,3 +181,14 @@ def test_resume_with_stateful_tricks_equals_uninterrupted(tmp_path, tiny, extra)
     for part in ("generator", "discriminator"):
         for k in a[part]:
             assert torch.equal(a[part][k], b[part][k]), (part, k)
+
+
+def test_minibatch_discrimination_fast_and_double_backward_paths_agree():
+    from gankit.nets.layers import double_backward
+
+    torch.manual_seed(1)
+    layer = MinibatchDiscrimination(8, kernels=4, kernel_dim=3)
+    f = torch.randn(12, 8)
+    with double_backward():
+        slow = layer(f)
+    assert torch.allclose(layer(f), slow, atol=1e-5)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from gankit.nets.layers import double_backward
 from gankit.objectives import Objective, gradient_penalty
 
 
@@ -74,9 +75,10 @@ def unrolled_critic(
 
     for _ in range(steps):
         critic = critic_with(params)
-        loss = objective.discriminator(critic(real), critic(fake))
-        if objective.gradient_penalty:
-            loss = loss + gp_weight * gradient_penalty(critic, real, fake, rng)
+        with double_backward():  # G's backward differentiates these inner gradients again
+            loss = objective.discriminator(critic(real), critic(fake))
+            if objective.gradient_penalty:
+                loss = loss + gp_weight * gradient_penalty(critic, real, fake, rng)
         grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True)
         t += 1
         new = {}

@@ -26,6 +26,19 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"gankit: error: {one_line(self.prog)}: {one_line(message)}\n")
 
 
+MAX_SEED = 2**62  # room for the offsets gankit adds to seeds
+
+
+def seed_arg(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected 0 to 2**62, got {seed}")
+    return seed
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="gankit", description="Train, diagnose and compare GANs.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -53,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir")
     s.add_argument("-n", type=int, default=2500, help="number of samples (default 2500)")
     s.add_argument("--out", required=True, help="FILE.png or FILE.npy")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed_arg, default=0)
     s.add_argument("--correct", choices=("drs", "mh"),
                    help="discriminator rejection sampling or Metropolis-Hastings with D's "
                         "density-ratio estimate")
@@ -72,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--json", action="store_true", help="print JSON")
     th.add_argument("--out", help="directory for theory.png and theory.json")
     th.add_argument("--quick", action="store_true", help="shorter critic training (~15 s)")
-    th.add_argument("--seed", type=int, default=0)
+    th.add_argument("--seed", type=seed_arg, default=0)
     return p
 
 
@@ -254,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "bench":
             return cmd_bench(args)
+    except OSError as e:  # a file the user named: unwritable, a file where a dir is due...
+        where = e.filename if e.filename is not None else "file system"
+        print(f"gankit: error: {one_line(str(where))}: {one_line(e.strerror or str(e))}",
+              file=sys.stderr)
+        return 2
     except Interrupted as e:
         print(f"gankit: {e}", file=sys.stderr)
         return 130

@@ -66,7 +66,8 @@ def max_likelihood(fake: Tensor) -> Tensor:
     gradient equals that of KL(p‖p_g). The logit is clamped at 80 so exp stays finite in
     float32 (beyond it the cost is flat: D is already certain).
     """
-    return -0.5 * torch.exp(fake.clamp(max=80.0)).mean()
+    # the mean in float64: a sum of many exp(80) would overflow float32
+    return (-0.5 * torch.exp(fake.clamp(max=80.0).double()).mean()).to(fake.dtype)
 
 
 def least_squares_discriminator(real: Tensor, fake: Tensor) -> Tensor:

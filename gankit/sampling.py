@@ -52,6 +52,9 @@ def rejection_sample(
         return lx - l_max - torch.log1p(-torch.exp(lx - l_max - eps))
 
     l_burn = logit(draw(burn_in, rng)).double()
+    if not bool(torch.isfinite(l_burn).all()):
+        raise GankitError("--correct drs: the discriminator gives non-finite logits on "
+                          "generator samples; nothing can be corrected")
     l_max = float(l_burn.max())
     gamma = None
     if gamma_quantile is not None:

@@ -59,6 +59,25 @@ F_OF_LOG_RATIO: dict[str, Callable[[Tensor], Tensor]] = {
     "total_variation": lambda r: 0.5 * torch.expm1(r).abs(),
 }
 DIVERGENCES = tuple(F_OF_LOG_RATIO)
+
+
+def _chi2_term(lp: Tensor, lq: Tensor) -> Tensor:  # (p − q)²/q, inf where q = 0 < p
+    r = lp - lq
+    return torch.where(r < 300, torch.exp(lq) * torch.expm1(r.clamp(max=300)).square(),
+                       torch.exp(2 * lp - lq))
+
+
+# q·f(p/q) written in log p and log q, so no 0·inf appears where one density underflows.
+Q_TIMES_F: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "kl": lambda lp, lq: torch.exp(lp) * (lp - lq),
+    "reverse_kl": lambda lp, lq: torch.exp(lq) * (lq - lp),
+    "jsd": lambda lp, lq: 0.5 * (
+        torch.exp(lp) * (lp - torch.logaddexp(lp, lq) + math.log(2))
+        + torch.exp(lq) * (lq - torch.logaddexp(lp, lq) + math.log(2))),
+    "pearson_chi2": _chi2_term,
+    "squared_hellinger": lambda lp, lq: (torch.exp(lp / 2) - torch.exp(lq / 2)).square(),
+    "total_variation": lambda lp, lq: 0.5 * (torch.exp(lp) - torch.exp(lq)).abs(),
+}
 HILBERTIAN = ("jsd", "squared_hellinger", "total_variation")
 
 
@@ -155,17 +174,19 @@ def divergence(
     if callable(name):
         _check_f(name)
         user_f = name
-        # A user's f sees u = p/q; ratios beyond e^±300 are clamped so u and 1/u stay finite
-        # (there the other density underflows and q·f(u) contributes nothing measurable).
-        f_r: Callable[[Tensor], Tensor] = lambda r: user_f(torch.exp(r.clamp(-300, 300)))  # noqa: E731
+
+        def q_times_f(lp: Tensor, lq: Tensor) -> Tensor:
+            # A user's f sees u = p/q; ratios beyond e^±300 are clamped so u and 1/u stay
+            # finite, and q·f(u) counts as 0 where q itself underflows to 0.
+            value = torch.exp(lq) * user_f(torch.exp((lp - lq).clamp(-300, 300)))
+            return torch.where(torch.exp(lq) > 0, value, torch.zeros_like(value))
     else:
-        f_r = F_OF_LOG_RATIO[_check_name(name)]
+        q_times_f = Q_TIMES_F[_check_name(name)]
     if p.dim != q.dim:
         raise GankitError(f"divergence: p has dimension {p.dim} but q has {q.dim}")
 
     def integrand(x: Tensor) -> Tensor:  # q(x) f(p(x)/q(x))
-        lq = q.log_prob(x)
-        return torch.exp(lq) * f_r(p.log_prob(x) - lq)
+        return q_times_f(p.log_prob(x), q.log_prob(x))
 
     if p.dim == 1:
         return Estimate(integrate_1d(integrand, p, q))
@@ -176,7 +197,7 @@ def divergence(
         x = d.sample(half, generator).double()
         lp, lq = p.log_prob(x), q.log_prob(x)
         lm = torch.logaddexp(lp, lq) - math.log(2)
-        parts.append(torch.exp(lq - lm) * f_r(lp - lq))
+        parts.append(q_times_f(lp, lq) * torch.exp(-lm))  # q f(p/q) / m
     value = 0.5 * (parts[0].mean() + parts[1].mean())
     se = 0.5 * torch.sqrt(parts[0].var() / half + parts[1].var() / half)
     return Estimate(float(value), float(se), f"monte-carlo n={2 * half}")

@@ -238,3 +238,33 @@ def test_fuzzed_command_lines_never_trace_back(tmp_path_factory, capsys, argv):
         assert err.strip() and all(line.startswith("gankit: error:")
                                    for line in err.strip().splitlines()), err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_nan_made_at_a_checkpoint_step_is_never_saved(tmp_path, tiny, monkeypatch):
+    inject_nan_at(monkeypatch, 20, "G")  # checkpoint_every = 10: step 20 is a checkpoint step
+    with pytest.raises(GankitError, match="step 20: non-finite generator parameters"):
+        train(load_config(None, tiny), tmp_path / "r", progress=False)
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.pt")["step"] == 10
+
+
+def test_rollback_forgets_the_abandoned_steps(tmp_path, tiny, monkeypatch):
+    inject_nan_at(monkeypatch, 23, "G")
+    train(load_config(None, tiny + ["train.on_nan='rollback'", "train.log_every=1",
+                                    "train.snapshot_every=1"]), tmp_path / "r", progress=False)
+    steps = [r["step"] for r in read_metrics(tmp_path / "r" / "metrics.jsonl")
+             if "event" not in r]
+    assert steps == list(range(1, 31))
+    from gankit.io import read_snapshots
+
+    assert read_snapshots(tmp_path / "r" / "snapshots.npz")[0].tolist() == list(range(1, 31))
+
+
+def test_os_errors_and_huge_seeds_are_one_line(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code = main(["train", "configs/ring8-nonsaturating.toml", "--out", str(afile)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "afile" in err
+    with pytest.raises(SystemExit) as e:
+        main(["theory", "--seed", str(10**30)])
+    assert e.value.code == 2 and "expected 0 to 2**62" in capsys.readouterr().err

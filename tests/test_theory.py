@@ -161,3 +161,13 @@ def test_theory_command_json(tmp_path, capsys):
     v = r["one_d"]["max_d_value"]
     assert abs(v["estimate"] - v["exact"]) < 0.02
     assert (tmp_path / "t" / "theory.png").exists() and (tmp_path / "t" / "theory.json").exists()
+
+
+def test_narrow_q_gives_finite_divergences_not_nan():
+    # Where q underflows to 0 but p does not, q·f(p/q) must not become 0·inf = NaN.
+    p, q = GaussianMixture([0.0], [1.0]), GaussianMixture([0.0], [0.5])
+    closed = math.log(0.5 / 1.0) + 1.0 / (2 * 0.25) - 0.5
+    assert th.divergence("kl", p, q).value == pytest.approx(closed, rel=1e-8)
+    for name in ("reverse_kl", "jsd", "squared_hellinger", "total_variation"):
+        assert math.isfinite(th.divergence(name, p, q).value), name
+    assert th.divergence("pearson_chi2", p, q).value == math.inf  # truly infinite here

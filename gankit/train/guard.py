@@ -85,10 +85,19 @@ class FiniteGuard:
         fb = self.first_bad[player]
         fb.copy_(torch.where((fb == 0) & ~torch.isfinite(loss), step, fb))
 
-    def check(self, generator: nn.Module, discriminator: nn.Module) -> str | None:
-        """None if all is finite, else a message naming the first step and the player."""
+    def check(self, generator: nn.Module, discriminator: nn.Module, step: int,
+              parameters: bool = False) -> str | None:
+        """None if all is finite, else a message naming the first step and the player.
+
+        ``parameters``: also check every parameter (before a checkpoint is written, since
+        an update at this very step may have broken them before any loss could show it).
+        """
         d_bad, g_bad = int(self.first_bad["D"]), int(self.first_bad["G"])
         if not (d_bad or g_bad):
+            if parameters:
+                for net, name in ((discriminator, "discriminator"), (generator, "generator")):
+                    if not _finite(net):
+                        return f"step {step}: non-finite {name} parameters after its update"
             return None
         if g_bad and (not d_bad or g_bad < d_bad):
             if not _finite(discriminator):

@@ -138,11 +138,15 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
         guard.observe(step, "G", stats["loss_g"])
         checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) or stop
         if logging or checkpointing:  # the only host syncs: at logging / checkpoint steps
-            problem = guard.check(generator, discriminator)
+            problem = guard.check(generator, discriminator, step, parameters=checkpointing)
             if problem and t.on_nan == "rollback" and rollbacks < t.max_rollbacks \
                     and ckpt_path.exists():
                 step = int(restore()["step"])
                 rollbacks, lr_scale = rollbacks + 1, lr_scale / 2
+                # forget what the abandoned steps logged, as a resume would
+                log = io.MetricsLog(out / "metrics.jsonl", keep_until_step=step)
+                if snapshots is not None:
+                    snapshots = io.Snapshots(out / "snapshots.npz", keep_until_step=step)
                 log.write({"step": step, "event": "rollback", "reason": problem,
                            "lr_scale": lr_scale})
                 guard.reset()

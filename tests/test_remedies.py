@@ -63,14 +63,23 @@ def test_unrolled_gradient_matches_finite_differences(k):
     assert any(not torch.allclose(a, b, atol=1e-8) for a, b in zip(grads, cheap))
 
 
-def test_unrolled_inner_step_is_adam():
-    # One inner step from D's Adam state equals D's own Adam step on the same batch.
+@pytest.mark.parametrize("history_weight", [0.0, 0.5])
+def test_unrolled_inner_step_is_adam(history_weight):
+    # One inner step from D's Adam state equals D's own Adam step on the same batch,
+    # historical-averaging penalty included.
     g, d, opt_d, real, z = tiny_pair()
+    history = HistoricalAverage(d, history_weight) if history_weight else None
+    if history is not None:
+        with torch.no_grad():
+            for v in history.mean.values():
+                v.add_(0.3)  # a past mean away from the current parameters
     fake = g(z).detach()
-    critic = unrolled_critic(d, opt_d, obj.get_objective("nonsaturating"), real, fake, 1)
+    critic = unrolled_critic(d, opt_d, obj.get_objective("nonsaturating"), real, fake, 1,
+                             history=history)
     x = torch.randn(7, 1, dtype=torch.float64)
     expected_after = critic(x).detach()
-    discriminator_step(g, d, opt_d, obj.get_objective("nonsaturating"), real, z, None)
+    discriminator_step(g, d, opt_d, obj.get_objective("nonsaturating"), real, z, None,
+                       history=history)
     assert torch.allclose(d(x), expected_after, atol=1e-10)
 
 

@@ -134,7 +134,8 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
         generator_step(generator, discriminator, opt_g, objective, fake, stats, logging,
                        real=real, match_features=tricks.feature_matching,
                        unroll_steps=tricks.unroll_steps, opt_d=opt_d,
-                       gp_weight=cfg.objective.gp_weight, rng=rng, history=history["g"])
+                       gp_weight=cfg.objective.gp_weight, rng=rng, history=history["g"],
+                       history_d=history["d"])
         guard.observe(step, "G", stats["loss_g"])
         checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) or stop
         if logging or checkpointing:  # the only host syncs: at logging / checkpoint steps

@@ -76,6 +76,7 @@ def generator_step(
     gp_weight: float = 10.0,
     rng: torch.Generator | None = None,
     history: HistoricalAverage | None = None,
+    history_d: HistoricalAverage | None = None,
 ) -> None:
     """Update G once to lower its cost on D's verdict on ``fake`` (= G(z), graph kept).
 
@@ -86,7 +87,7 @@ def generator_step(
     critic = discriminator
     if unroll_steps:
         critic = unrolled_critic(discriminator, opt_d, objective, real, fake, unroll_steps,
-                                 gp_weight, rng)
+                                 gp_weight, rng, history_d)
     if match_features:
         loss = feature_matching(critic(real, features=True).detach(),
                                 critic(fake, features=True))

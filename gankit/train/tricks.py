@@ -53,8 +53,13 @@ def unrolled_critic(
     steps: int,
     gp_weight: float = 10.0,
     rng: torch.Generator | None = None,
+    history: HistoricalAverage | None = None,
 ) -> Callable[..., torch.Tensor]:
     """D after ``steps`` differentiable Adam updates on (real, fake), as a function of x.
+
+    The inner cost is D's own: the objective, its gradient penalty and (``history``) its
+    historical-averaging penalty. (The penalty's x̂ detaches ``fake``, so the gradient
+    penalty's own dependence on θ_G is left out of the surrogate.)
 
     Unrolled GAN (Metz et al. 2017, eq. 6–7): the surrogate G loss f(θ_G, U^k(θ_D, θ_G))
     back-propagates through the k updates U of D, which depend on θ_G through ``fake``
@@ -79,6 +84,9 @@ def unrolled_critic(
             loss = objective.discriminator(critic(real), critic(fake))
             if objective.gradient_penalty:
                 loss = loss + gp_weight * gradient_penalty(critic, real, fake, rng)
+            if history is not None:  # D's own cost includes its historical average
+                loss = loss + history.weight * sum(
+                    (params[n] - history.mean[n]).square().sum() for n in names)
         grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True)
         t += 1
         new = {}

@@ -15,8 +15,8 @@ def test_flops_per_step_are_the_networks_matmuls():
 
 def test_throughput_table_runs():
     r = throughput(steps=20, repeats=1)
-    assert r["matmul_gflops"] > 0 and len(r["rows"]) == 2
+    assert r["matmul_gflops"] > 0 and len(r["rows"]) == 3
     for row in r["rows"]:
         assert row["gankit_steps_per_s"] > 0 and row["hand_written_steps_per_s"] > 0
         assert 0 < row["fraction_of_matmul"]
-    assert "toy MLP" in format_throughput(r)
+    assert "toy MLP" in format_throughput(r) and "DCGAN28" in format_throughput(r)

@@ -50,11 +50,18 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
     run = tmp_path / "killed"
     rnd = random.Random(1234)
     kills, seen_steps = 0, []
-    for _cycle in range(4):
+    targets = sorted(rnd.sample(range(30, 560), 4))  # kill once training passes these steps
+    for target in targets:
         resume = (run / "checkpoint.pt").exists()
         proc = subprocess.Popen(cli(run, resume=resume), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(2.5, 5.0))  # torch import takes ~2 s; then training
+        deadline = time.time() + 120
+        while proc.poll() is None and time.time() < deadline:
+            records = read_metrics(run / "metrics.jsonl") if (run / "metrics.jsonl").exists() \
+                else []
+            if records and records[-1]["step"] >= target:
+                break
+            time.sleep(rnd.uniform(0.005, 0.05))  # kill at a random moment past the target
         if proc.poll() is None:
             proc.kill()
             kills += 1

@@ -48,19 +48,6 @@ class Density(Protocol):
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor: ...
 
 
-# f as a function of the log density ratio r = log(p/q), for numerical stability.
-F_OF_LOG_RATIO: dict[str, Callable[[Tensor], Tensor]] = {
-    "kl": lambda r: r * torch.exp(r),
-    "reverse_kl": lambda r: -r,
-    # ½[u log u − (u+1) log((u+1)/2)] with u = e^r; softplus(r) = log(1 + e^r).
-    "jsd": lambda r: 0.5 * (r * torch.exp(r) - (torch.exp(r) + 1) * (F.softplus(r) - math.log(2))),
-    "pearson_chi2": lambda r: torch.expm1(r).square(),
-    "squared_hellinger": lambda r: torch.expm1(r / 2).square(),
-    "total_variation": lambda r: 0.5 * torch.expm1(r).abs(),
-}
-DIVERGENCES = tuple(F_OF_LOG_RATIO)
-
-
 def _chi2_term(lp: Tensor, lq: Tensor) -> Tensor:  # (p − q)²/q, inf where q = 0 < p
     r = lp - lq
     return torch.where(r < 300, torch.exp(lq) * torch.expm1(r.clamp(max=300)).square(),
@@ -78,13 +65,19 @@ Q_TIMES_F: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "squared_hellinger": lambda lp, lq: (torch.exp(lp / 2) - torch.exp(lq / 2)).square(),
     "total_variation": lambda lp, lq: 0.5 * (torch.exp(lp) - torch.exp(lq)).abs(),
 }
+DIVERGENCES = tuple(Q_TIMES_F)
 HILBERTIAN = ("jsd", "squared_hellinger", "total_variation")
 
 
 def f_function(name: str) -> Callable[[Tensor], Tensor]:
     """f(u) of a named divergence, as a function of the ratio u > 0."""
-    g = F_OF_LOG_RATIO[_check_name(name)]
-    return lambda u: g(torch.log(torch.as_tensor(u, dtype=torch.float64)))
+    q_times_f = Q_TIMES_F[_check_name(name)]
+
+    def f(u: Tensor) -> Tensor:  # f(u) = q·f(p/q) at q = 1, p = u
+        log_u = torch.log(torch.as_tensor(u, dtype=torch.float64))
+        return q_times_f(log_u, torch.zeros_like(log_u))
+
+    return f
 
 
 def conjugate(f: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
@@ -94,7 +87,7 @@ def conjugate(f: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
 
 
 def _check_name(name: str) -> str:
-    if name not in F_OF_LOG_RATIO:
+    if name not in Q_TIMES_F:
         raise GankitError(f"divergence: unknown name {name!r}; allowed: {', '.join(DIVERGENCES)}"
                           " (or pass a convex f with f(1) = 0)")
     return name
@@ -221,7 +214,7 @@ def value_at_optimum(p: Density, q: Density) -> float:
 # Estimates from a discriminator or critic trained on samples only.
 
 
-def _mean_se(*terms: Tensor) -> tuple[float, float]:
+def mean_and_stderr(*terms: Tensor) -> tuple[float, float]:
     """Sum of the means of independent sample sets, and its standard error."""
     value = sum(float(t.mean()) for t in terms)
     se = math.sqrt(sum(float(t.var()) / t.numel() for t in terms))
@@ -239,9 +232,9 @@ def divergences_from_discriminator(
     JSD ≈ log 2 − ½ E_p softplus(−l) − ½ E_q softplus(l)  (= log 2 + ½ V(D, G)).
     """
     lr, lf = discriminator(real).double().reshape(-1), discriminator(fake).double().reshape(-1)
-    kl = _mean_se(lr)
-    rkl = _mean_se(-lf)
-    js = _mean_se(-0.5 * F.softplus(-lr), -0.5 * F.softplus(lf))
+    kl = mean_and_stderr(lr)
+    rkl = mean_and_stderr(-lf)
+    js = mean_and_stderr(-0.5 * F.softplus(-lr), -0.5 * F.softplus(lf))
     method = f"discriminator n={lr.numel()}+{lf.numel()}"
     return {"kl": Estimate(*kl, method), "reverse_kl": Estimate(*rkl, method),
             "jsd": Estimate(js[0] + math.log(2), js[1], method)}
@@ -306,6 +299,6 @@ def estimate_divergence(
     with torch.no_grad():
         vp = critic(p.sample(n_eval, rng).float()).double()
         vq = critic(q.sample(n_eval, rng).float()).double()
-        value, se = _mean_se(spec.scale * spec.activation(vp),
+        value, se = mean_and_stderr(spec.scale * spec.activation(vp),
                              -spec.scale * spec.conjugate_of_activation(vq))
     return Estimate(value, se, f"f-gan critic n={n_eval}+{n_eval}")

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from gankit import theory as th
 from gankit.data.mixtures import GaussianMixture, mixture
@@ -37,7 +38,8 @@ def optimal_d_section(p, q, steps: int, n: int, seed: int) -> tuple[dict, torch.
     xp, xq = p.sample(n, rng).float(), q.sample(n, rng).float()
     with torch.no_grad():
         lp, lq = d(xp).double(), d(xq).double()
-    v_hat = th._mean_se(-torch.nn.functional.softplus(-lp), -torch.nn.functional.softplus(lq))
+    # V(D, G) = E_p log D + E_q log(1 − D), with its standard error
+    v_hat = th.mean_and_stderr(-F.softplus(-lp), -F.softplus(lq))
     jsd = th.divergence("jsd", p, q)
     # |D − D*| where the data lives: on samples from both p and q.
     x = torch.cat([xp[:5000], xq[:5000]])

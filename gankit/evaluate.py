@@ -17,9 +17,12 @@ EVAL_SEED_OFFSET = 1_000_003  # evaluation noise is fixed per run, apart from tr
 
 
 @torch.no_grad()
-def generate(cfg: Config, generator: torch.nn.Module, n: int, seed: int) -> torch.Tensor:
-    """n samples from ``generator`` with latent noise drawn on the CPU from ``seed``."""
-    rng = torch.Generator().manual_seed(seed)
+def generate(
+    cfg: Config, generator: torch.nn.Module, n: int, seed: int | torch.Generator
+) -> torch.Tensor:
+    """n samples from ``generator`` (in eval mode), latent noise drawn on the CPU from
+    ``seed`` — or from a CPU ``torch.Generator`` to continue its stream."""
+    rng = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
     device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()

@@ -119,19 +119,12 @@ class MetricsLog:
 
     def __init__(self, path: str | Path, keep_until_step: int | None = None) -> None:
         self.path = Path(path)
-        if keep_until_step is None:
-            atomic_write_text(self.path, "")
-        elif self.path.exists():
-            kept = []
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    if json.loads(line)["step"] <= keep_until_step:
-                        kept.append(line + "\n")
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a torn last line from a kill: drop it
-            atomic_write_text(self.path, "".join(kept))
-        else:
-            atomic_write_text(self.path, "")
+        kept = []
+        if keep_until_step is not None:  # read_metrics drops a torn last line from a kill
+            kept = [r for r in read_metrics(self.path)
+                    if isinstance(r, dict) and isinstance(r.get("step"), (int, float))
+                    and r["step"] <= keep_until_step]
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, allow_nan=True) + "\n"

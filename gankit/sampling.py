@@ -128,18 +128,14 @@ CORRECTIONS = ("drs", "mh")
 def corrected_samples(cfg, generator, discriminator, method: str, n: int, seed: int,
                       mh_steps: int = 100) -> tuple[Tensor, float]:
     """n samples of a trained run corrected by ``method`` (drs | mh), and acceptance rate."""
-    from gankit.nets.mlp import sample_latent
+    from gankit.evaluate import generate
 
     if method not in CORRECTIONS:
         raise GankitError(f"--correct: got {method!r}; allowed: {', '.join(CORRECTIONS)}")
     logit = density_ratio_logit(cfg, discriminator)
-    device = next(generator.parameters()).device
 
-    @torch.no_grad()
     def draw(k: int, rng: torch.Generator) -> Tensor:
-        generator.eval()
-        z = sample_latent(k, cfg.model.z_dim, cfg.model.z_dist, rng, "cpu")
-        return generator(z.to(device)).float().cpu()
+        return generate(cfg, generator, k, rng)
 
     rng = torch.Generator().manual_seed(seed)
     if method == "drs":

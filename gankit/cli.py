@@ -89,13 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def cmd_report(args) -> int:
+def report_runs(run_dirs: list[str | Path], out: Path) -> None:
+    """Write the HTML report of finished run directories to ``out``."""
     from gankit.build import build_target
     from gankit.config import load_config
     from gankit.report import write_html_report
 
     dirs, summaries, targets = [], [], []
-    for name in args.run_dirs:
+    for name in run_dirs:
         d = Path(name)
         if not (d / "summary.json").is_file():
             raise GankitError(f"{d}: no summary.json; is it a finished gankit run directory?")
@@ -105,11 +106,14 @@ def cmd_report(args) -> int:
             raise GankitError(f"{d / 'summary.json'}: not valid JSON ({e})") from None
         targets.append(build_target(load_config(d / "config.toml")))
         dirs.append(d)
-    out = Path(args.out)
     if not out.parent.exists():
         raise GankitError(f"--out: directory {str(out.parent)!r} does not exist")
     write_html_report(dirs, summaries, out, targets)
     print(f"report: {out}")
+
+
+def cmd_report(args) -> int:
+    report_runs(args.run_dirs, Path(args.out))
     return 0
 
 
@@ -161,19 +165,11 @@ def cmd_train(args, config_path: str | None, default_out: Path) -> int:
 
 
 def cmd_demo(args) -> int:
-    from gankit.report import write_html_report
-
     out = Path(args.out)
     demo = resources.files("gankit") / "demo.toml"
     with resources.as_file(demo) as path:
         cmd_train(args, str(path), out)
-    summary = json.loads((out / "summary.json").read_text())
-    from gankit.build import build_target
-    from gankit.config import load_config
-
-    write_html_report([out], [summary], out / "report.html",
-                      [build_target(load_config(out / "config.toml"))])
-    print(f"report: {out / 'report.html'}")
+    report_runs([out], out / "report.html")
     return 0
 
 

@@ -36,32 +36,9 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def hand_written_steps_per_s(batch: int, steps: int, seed: int = 0) -> float:
-    """The loop a user writes from the PyTorch DCGAN example, same nets and objective."""
-    torch.manual_seed(seed)
-    target = mixture("grid25")
-    g, d = MLPGenerator(2, 256, 128, 2), MLPDiscriminator(2, 128, 2)
-    opt_d = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.5, 0.999))
-    opt_g = torch.optim.Adam(g.parameters(), lr=1e-3, betas=(0.5, 0.999))
-    criterion = nn.BCEWithLogitsLoss()
-    ones, zeros = torch.ones(batch), torch.zeros(batch)
-    rng = torch.Generator().manual_seed(seed)
-
-    def step():
-        real = target.sample(batch, rng)
-        d.zero_grad()
-        err_real = criterion(d(real), ones)
-        err_real.backward()
-        fake = g(torch.randn(batch, 256, generator=rng))
-        err_fake = criterion(d(fake.detach()), zeros)
-        err_fake.backward()
-        opt_d.step()
-        g.zero_grad()
-        err_g = criterion(d(fake), ones)
-        err_g.backward()
-        opt_g.step()
-
-    for _ in range(20):
+def time_steps(step, steps: int, warmup: int) -> float:
+    """Steps per second of ``step()`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
         step()
     start = time.perf_counter()
     for _ in range(steps):
@@ -69,8 +46,77 @@ def hand_written_steps_per_s(batch: int, steps: int, seed: int = 0) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def gankit_steps_per_s(batch: int, steps: int) -> float:
-    """gankit's own loop (``gankit.train``), timed by the loop itself."""
+def hand_written_step(g, d, draw_real, z_dim: int, batch: int, lr_d: float, lr_g: float):
+    """One step of the loop a user writes from the PyTorch DCGAN example: BCE on logits,
+    D's real and fake halves backpropagated separately, G's backward also filling D's
+    gradients, default Adam."""
+    opt_d = torch.optim.Adam(d.parameters(), lr=lr_d, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(g.parameters(), lr=lr_g, betas=(0.5, 0.999))
+    criterion = nn.BCEWithLogitsLoss()
+    ones, zeros = torch.ones(batch), torch.zeros(batch)
+    rng = torch.Generator().manual_seed(0)
+
+    def step():
+        real = draw_real(batch, rng)
+        d.zero_grad()
+        criterion(d(real), ones).backward()
+        fake = g(torch.randn(batch, z_dim, generator=rng))
+        criterion(d(fake.detach()), zeros).backward()
+        opt_d.step()
+        g.zero_grad()
+        criterion(d(fake), ones).backward()
+        opt_g.step()
+
+    return step
+
+
+def gankit_step(g, d, draw_real, z_dim: int, batch: int, lr_d: float, lr_g: float):
+    """One gankit D step + G step (fused Adam, set_to_none, G-only backward)."""
+    from gankit.train.loop import make_optimizers
+
+    opt_g, opt_d = make_optimizers(load_config(None, [f"train.lr_d={lr_d}",
+                                                      f"train.lr_g={lr_g}"]), g, d)
+    objective = get_objective("nonsaturating")
+    rng = torch.Generator().manual_seed(0)
+
+    def step():
+        real = draw_real(batch, rng)
+        z = torch.randn(batch, z_dim, generator=rng)
+        fake = discriminator_step(g, d, opt_d, objective, real, z, rng)
+        generator_step(g, d, opt_g, objective, fake)
+
+    return step
+
+
+def count_flops(g, d, draw_real, z_dim: int, batch: int) -> int:
+    """FLOPs of one gankit D step + G step, counted by torch.utils.flop_counter."""
+    step = gankit_step(g, d, draw_real, z_dim, batch, 1e-3, 1e-3)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def toy_mlp():
+    """The toy MLP pair and its data: grid25 samples."""
+    torch.manual_seed(0)
+    target = mixture("grid25")
+    return (MLPGenerator(2, 256, 128, 2), MLPDiscriminator(2, 128, 2),
+            lambda n, rng: target.sample(n, rng))
+
+
+def dcgan():
+    """The 28x28 DCGAN of the benchmark (z 100, width 64) and a pool of stand-in images
+    (timing does not depend on pixel values; the images issue brings real MNIST)."""
+    from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+
+    torch.manual_seed(0)
+    pool = torch.rand(1024, 1, 28, 28) * 2 - 1
+    return (DCGANGenerator(28, 1, 100, 64), DCGANDiscriminator(28, 1, 64),
+            lambda n, rng: pool[torch.randint(0, len(pool), (n,), generator=rng)])
+
+
+def gankit_loop_steps_per_s(batch: int, steps: int) -> float:
+    """gankit's own loop (``gankit.train``) on the toy MLP, timed by the loop itself."""
     cfg = load_config(None, TOY + [f"train.batch_size={batch}", f"train.steps={steps}",
                                    f"train.log_every={steps}", f"train.checkpoint_every={steps}",
                                    "train.eval_samples=100"])
@@ -82,91 +128,15 @@ def gankit_steps_per_s(batch: int, steps: int) -> float:
     return steps / summary["wall_time_s"]
 
 
-def flops_per_step(batch: int) -> int:
-    """FLOPs of one gankit D step + G step, counted by torch.utils.flop_counter."""
-    torch.manual_seed(0)
-    target = mixture("grid25")
-    g, d = MLPGenerator(2, 256, 128, 2), MLPDiscriminator(2, 128, 2)
-    opt_d, opt_g = torch.optim.Adam(d.parameters()), torch.optim.Adam(g.parameters())
-    rng = torch.Generator().manual_seed(0)
-    objective = get_objective("nonsaturating")
-    real, z = target.sample(batch, rng), torch.randn(batch, 256, generator=rng)
-    with FlopCounterMode(display=False) as counter:
-        fake = discriminator_step(g, d, opt_d, objective, real, z, rng)
-        generator_step(g, d, opt_g, objective, fake)
-    return counter.get_total_flops()
-
-
-def dcgan_pair(seed: int = 0):
-    """The 28x28 DCGAN of the benchmark (z 100, width 64) and a pool of stand-in images
-    (timing does not depend on pixel values; the images issue brings real MNIST)."""
-    from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-
-    torch.manual_seed(seed)
-    pool = torch.rand(1024, 1, 28, 28) * 2 - 1
-    return DCGANGenerator(28, 1, 100, 64), DCGANDiscriminator(28, 1, 64), pool
-
-
-def dcgan_gankit_steps_per_s(batch: int, steps: int) -> float:
-    """gankit's D step + G step (fused Adam, set_to_none, G-only backward) on the DCGAN."""
-    g, d, pool = dcgan_pair()
-    from gankit.train.loop import make_optimizers
-
-    opt_g, opt_d = make_optimizers(load_config(None, ["train.lr_d=2e-4", "train.lr_g=2e-4"]),
-                                   g, d)
-    objective = get_objective("nonsaturating")
-    rng = torch.Generator().manual_seed(0)
-
-    def step():
-        real = pool[torch.randint(0, len(pool), (batch,), generator=rng)]
-        z = torch.randn(batch, 100, generator=rng)
-        fake = discriminator_step(g, d, opt_d, objective, real, z, rng)
-        generator_step(g, d, opt_g, objective, fake)
-
-    return _time(step, steps)
-
-
-def dcgan_hand_written_steps_per_s(batch: int, steps: int) -> float:
-    """The PyTorch DCGAN example's loop on the same networks and stand-in images."""
-    g, d, pool = dcgan_pair()
-    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    criterion = nn.BCEWithLogitsLoss()
-    ones, zeros = torch.ones(batch), torch.zeros(batch)
-    rng = torch.Generator().manual_seed(0)
-
-    def step():
-        real = pool[torch.randint(0, len(pool), (batch,), generator=rng)]
-        d.zero_grad()
-        criterion(d(real), ones).backward()
-        fake = g(torch.randn(batch, 100, generator=rng))
-        criterion(d(fake.detach()), zeros).backward()
-        opt_d.step()
-        g.zero_grad()
-        criterion(d(fake), ones).backward()
-        opt_g.step()
-
-    return _time(step, steps)
-
-
-def _time(step, steps: int) -> float:
-    for _ in range(5):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps / (time.perf_counter() - start)
-
-
-def dcgan_flops_per_step(batch: int) -> int:
-    g, d, pool = dcgan_pair()
-    opt_d, opt_g = torch.optim.Adam(d.parameters()), torch.optim.Adam(g.parameters())
-    objective = get_objective("nonsaturating")
-    with FlopCounterMode(display=False) as counter:
-        fake = discriminator_step(g, d, opt_d, objective, pool[:batch],
-                                  torch.randn(batch, 100), None)
-        generator_step(g, d, opt_g, objective, fake)
-    return counter.get_total_flops()
+def row(model: str, batch: int, ours, theirs, flops: int, peak: float, repeats: int) -> dict:
+    """A table row: best of ``repeats`` alternating timings of ``ours()`` and ``theirs()``."""
+    best_ours = best_theirs = 0.0
+    for _ in range(repeats):
+        best_ours, best_theirs = max(best_ours, ours()), max(best_theirs, theirs())
+    return {"model": model, "batch": batch, "gankit_steps_per_s": best_ours,
+            "hand_written_steps_per_s": best_theirs, "ratio": best_ours / best_theirs,
+            "mflop_per_step": flops / 1e6, "gankit_gflops": flops * best_ours / 1e9,
+            "fraction_of_matmul": flops * best_ours / 1e9 / peak}
 
 
 def throughput(steps: int = 2000, repeats: int = 3) -> dict:
@@ -175,28 +145,20 @@ def throughput(steps: int = 2000, repeats: int = 3) -> dict:
     peak = max(matmul_gflops() for _ in range(repeats))
     rows = []
     for batch in (64, 512):
-        ours, theirs = 0.0, 0.0
-        for _ in range(repeats):
-            ours = max(ours, gankit_steps_per_s(batch, steps))
-            theirs = max(theirs, hand_written_steps_per_s(batch, steps))
-        flops = flops_per_step(batch)
-        rows.append({"model": "toy MLP", "batch": batch, "gankit_steps_per_s": ours,
-                     "hand_written_steps_per_s": theirs, "ratio": ours / theirs,
-                     "mflop_per_step": flops / 1e6, "gankit_gflops": flops * ours / 1e9,
-                     "fraction_of_matmul": flops * ours / 1e9 / peak})
+        rows.append(row(
+            "toy MLP", batch, lambda b=batch: gankit_loop_steps_per_s(b, steps),
+            lambda b=batch: time_steps(hand_written_step(*toy_mlp(), 256, b, 1e-4, 1e-3),
+                                       steps, warmup=20),
+            count_flops(*toy_mlp(), 256, batch), peak, repeats))
     dc_steps = max(1, steps // 20)  # a DCGAN step costs ~20-50x a toy step
-    ours, theirs = 0.0, 0.0
-    for _ in range(repeats):
-        ours = max(ours, dcgan_gankit_steps_per_s(64, dc_steps))
-        theirs = max(theirs, dcgan_hand_written_steps_per_s(64, dc_steps))
-    flops = dcgan_flops_per_step(64)
-    rows.append({"model": "DCGAN28", "batch": 64, "gankit_steps_per_s": ours,
-                 "hand_written_steps_per_s": theirs, "ratio": ours / theirs,
-                 "mflop_per_step": flops / 1e6, "gankit_gflops": flops * ours / 1e9,
-                 "fraction_of_matmul": flops * ours / 1e9 / peak})
+    rows.append(row(
+        "DCGAN28", 64,
+        lambda: time_steps(gankit_step(*dcgan(), 100, 64, 2e-4, 2e-4), dc_steps, warmup=5),
+        lambda: time_steps(hand_written_step(*dcgan(), 100, 64, 2e-4, 2e-4), dc_steps,
+                           warmup=5),
+        count_flops(*dcgan(), 100, 64), peak, repeats))
     return {"matmul_gflops": peak, "threads": torch.get_num_threads(), "steps": steps,
-            "repeats": repeats,
-            "torch": str(torch.__version__), "rows": rows,
+            "repeats": repeats, "torch": str(torch.__version__), "rows": rows,
             "note": "DCGAN28 row: gankit's D+G step functions (not the whole loop, which "
                     "has no image data yet) on stand-in images, steps/20 timed steps"}
 

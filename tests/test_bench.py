@@ -1,9 +1,9 @@
-from gankit.bench import flops_per_step, format_throughput, throughput
+from gankit.bench import count_flops, format_throughput, throughput, toy_mlp
 
 
 def test_flops_per_step_are_the_networks_matmuls():
     # Every counted op is a matmul linear in the batch: 8x the batch, 8x the FLOPs.
-    small, large = flops_per_step(64), flops_per_step(512)
+    small, large = count_flops(*toy_mlp(), 256, 64), count_flops(*toy_mlp(), 256, 512)
     assert large == 8 * small
     # forward of G (256→128→128→2) and of D (2→128→128→1) on the batch, in FLOPs
     g_fwd = 2 * 64 * (256 * 128 + 128 * 128 + 128 * 2)

@@ -9,6 +9,7 @@ from gankit.data.mixtures import GaussianMixture, mixture
 from gankit.errors import GankitError
 from gankit.nets.layers import Packed
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
+from gankit.nets.stacked import Stacked
 
 
 def resolve_device(name: str) -> torch.device:
@@ -28,14 +29,26 @@ def build_target(cfg: Config) -> GaussianMixture:
     return mixture(cfg.data.name)
 
 
-def build_models(cfg: Config, data_dim: int) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """G and D as the config describes them, initialised from ``torch.manual_seed(seed)``.
+def build_players(cfg: Config, data_dim: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """G and D for training: with ``train.seeds = S > 1`` each is a ``Stacked`` of the S
+    networks that seeds seed, seed + 1, ..., seed + S − 1 would build alone."""
+    if cfg.train.seeds == 1:
+        return build_models(cfg, data_dim)
+    pairs = [build_models(cfg, data_dim, cfg.train.seed + i) for i in range(cfg.train.seeds)]
+    return Stacked([g for g, _ in pairs]), Stacked([d for _, d in pairs])
+
+
+def build_models(
+    cfg: Config, data_dim: int, seed: int | None = None
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """G and D as the config describes them, initialised from ``torch.manual_seed(seed)``
+    (default ``train.seed``).
 
     With ``tricks.pack = m > 1`` D is wrapped in ``Packed``: it takes m·n samples and
     returns n logits, so the training step is unchanged.
     """
     m, tricks, pack = cfg.model, cfg.tricks, cfg.tricks.pack
-    torch.manual_seed(cfg.train.seed)
+    torch.manual_seed(cfg.train.seed if seed is None else seed)
     generator = MLPGenerator(data_dim, m.z_dim, m.g_width, m.g_depth, m.activation, m.z_dist,
                              tricks.virtual_batch_norm, tricks.vbn_reference_size)
     discriminator = MLPDiscriminator(data_dim * pack, m.d_width, m.d_depth, m.activation,

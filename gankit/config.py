@@ -85,6 +85,7 @@ class TrainConfig:
     betas_d: list[float] = spec([0.5, 0.999], length=2, min=0.0, lt=1.0)
     betas_g: list[float] = spec([0.5, 0.999], length=2, min=0.0, lt=1.0)
     seed: int = spec(0, min=0, max=2**62)  # room for the offsets added to seeds
+    seeds: int = spec(1, min=1, max=1000)  # > 1: seeds seed, seed+1, ... trained together
     device: str = spec("auto", pattern=r"auto|cpu|cuda(:\d+)?|mps")
     log_every: int = spec(100, min=1)
     checkpoint_every: int = spec(1000, min=1)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from gankit import io
-from gankit.build import build_models, build_target
+from gankit.build import build_players, build_target
 from gankit.config import Config, from_dict
 from gankit.errors import GankitError
 from gankit.metrics.modes import mode_metrics
 from gankit.nets.mlp import sample_latent
+from gankit.theory import mean_and_stderr
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation noise is fixed per run, apart from training noise
 
@@ -41,6 +44,38 @@ def evaluate_generator(cfg: Config, generator, target=None) -> tuple[dict, torch
     return mode_metrics(samples, target), samples
 
 
+def seed_players(cfg: Config, generator, discriminator) -> Iterator[tuple[Config, object, object]]:
+    """(config, G, D) of each seed of a run, as if that seed had been trained alone: for
+    ``train.seeds = S > 1`` the S copies of the stacked players, with seed seed + i."""
+    if cfg.train.seeds == 1:
+        yield cfg, generator, discriminator
+        return
+    for i in range(cfg.train.seeds):
+        train = dataclasses.replace(cfg.train, seed=cfg.train.seed + i, seeds=1)
+        yield (dataclasses.replace(cfg, train=train), generator.unstack(i),
+               discriminator.unstack(i))
+
+
+def evaluate_run(cfg: Config, generator, discriminator, target=None) -> dict:
+    """Metrics of each seed of a run: ``metrics`` (over S > 1 seeds: their mean, with
+    ``metrics_stderr`` and ``per_seed``; a metric undefined for some seeds is averaged
+    over the others) and ``samples`` (a list, one entry per seed)."""
+    per_seed, samples = [], []
+    for seed_cfg, g, _ in seed_players(cfg, generator, discriminator):
+        metrics, x = evaluate_generator(seed_cfg, g, target)
+        per_seed.append({"seed": seed_cfg.train.seed, "metrics": metrics})
+        samples.append(x)
+    if len(per_seed) == 1:
+        return {"metrics": per_seed[0]["metrics"], "samples": samples}
+    mean, stderr = {}, {}
+    for k in per_seed[0]["metrics"]:  # reverse_kl is None for a seed with no good sample
+        values = [p["metrics"][k] for p in per_seed if p["metrics"][k] is not None]
+        mean[k], stderr[k] = (None, None) if not values else (values[0], None) \
+            if len(values) == 1 else mean_and_stderr(torch.tensor(values, dtype=torch.float64))
+    return {"metrics": mean, "metrics_stderr": stderr, "per_seed": per_seed,
+            "samples": samples}
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     """(config, generator, discriminator, checkpoint state) of a run directory."""
     run_dir = Path(run_dir)
@@ -49,7 +84,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     state = io.load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
     cfg = from_dict(state["config"], str(run_dir / "checkpoint.pt"))
     target = build_target(cfg)
-    generator, discriminator = build_models(cfg, target.dim)
+    generator, discriminator = build_players(cfg, target.dim)
     try:
         generator.load_state_dict(state["generator"])
         discriminator.load_state_dict(state["discriminator"])

@@ -12,7 +12,7 @@ Generative Adversarial Networks", eqs. 8, 10, 13 and §3.2, including the ½ fac
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from gankit.errors import GankitError
 from gankit.nets.layers import double_backward
+from gankit.nets.stacked import per_seed
 
 Tensor = torch.Tensor
 
@@ -113,19 +114,23 @@ def gradient_penalty(
     critic: Callable[[Tensor], Tensor],
     real: Tensor,
     fake: Tensor,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> Tensor:
     """WGAN-GP penalty E_x̂ (‖∇_x̂ D(x̂)‖₂ − 1)², x̂ = ε x + (1 − ε) G(z), ε ~ U[0, 1].
 
     Gulrajani et al. (2017), "Improved Training of Wasserstein GANs", eq. 3 (without λ).
-    Differentiable in the critic's parameters (``create_graph=True``).
+    Differentiable in the critic's parameters (``create_graph=True``). With a list of S
+    generators the inputs are S stacked batches (S, n, ...) of S independent critics
+    (seeds in parallel): ε is drawn per seed and the result is the mean over seeds.
     """
-    shape = (real.shape[0],) + (1,) * (real.ndim - 1)
-    eps = torch.rand(shape, generator=generator, device=real.device, dtype=real.dtype)
+    batch_dims = 1 if generator is None or isinstance(generator, torch.Generator) else 2
+    shape = real.shape[batch_dims - 1:batch_dims] + (1,) * (real.ndim - batch_dims)
+    eps = per_seed(generator, lambda g: torch.rand(shape, generator=g, device=real.device,
+                                                   dtype=real.dtype))
     mix = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
     with double_backward():  # the penalty is differentiated again, for D's parameters
         (grad,) = torch.autograd.grad(critic(mix).sum(), mix, create_graph=True)
-    return (grad.flatten(1).norm(dim=1) - 1).square().mean()
+    return (grad.flatten(batch_dims).norm(dim=-1) - 1).square().mean()
 
 
 @dataclass(frozen=True)
@@ -259,7 +264,8 @@ def with_label_smoothing(objective: Objective, alpha: float) -> Objective:
 def feature_matching(real_features: Tensor, fake_features: Tensor) -> Tensor:
     """Feature-matching generator cost ‖E_p f(x) − E_z f(G(z))‖₂², f an intermediate
     layer of D. Salimans et al. (2016), §3.1."""
-    return (real_features.mean(0) - fake_features.mean(0)).square().sum()
+    # mean over the batch dimension (−2), so S stacked seeds (S, n, f) give their mean cost
+    return (real_features.mean(-2) - fake_features.mean(-2)).square().sum(-1).mean()
 
 
 def get_objective(name: str) -> Objective:

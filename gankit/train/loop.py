@@ -10,11 +10,12 @@ import torch
 from tqdm.auto import tqdm
 
 from gankit import io
-from gankit.build import build_models, build_target, resolve_device
+from gankit.build import build_players, build_target, resolve_device
 from gankit.config import Config, from_dict
 from gankit.errors import GankitError
-from gankit.evaluate import EVAL_SEED_OFFSET, evaluate_generator, generate
+from gankit.evaluate import EVAL_SEED_OFFSET, evaluate_run, generate, seed_players
 from gankit.nets.mlp import sample_latent
+from gankit.nets.stacked import Rng, per_seed
 from gankit.objectives import get_objective, with_label_smoothing
 from gankit.train.guard import FiniteGuard, StopRequested, run_lock
 from gankit.train.step import discriminator_step, generator_step
@@ -32,6 +33,23 @@ def make_optimizers(cfg: Config, generator, discriminator):
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=tuple(t.betas_d),
                              fused=True)
     return opt_g, opt_d
+
+
+def seed_generators(cfg: Config, device: torch.device) -> Rng:
+    """The generator of all data, noise and penalty draws: one per seed, seeded as each
+    seed's single run is (a list when ``train.seeds > 1``)."""
+    gens = [torch.Generator(device).manual_seed(cfg.train.seed + i)
+            for i in range(cfg.train.seeds)]
+    return gens[0] if len(gens) == 1 else gens
+
+
+def rng_state(rng: Rng):
+    return rng.get_state() if isinstance(rng, torch.Generator) else [g.get_state() for g in rng]
+
+
+def set_rng_state(rng: Rng, state) -> None:
+    for g, s in ([(rng, state)] if isinstance(rng, torch.Generator) else zip(rng, state)):
+        g.set_state(s.cpu())
 
 
 def train(
@@ -67,12 +85,12 @@ class Interrupted(Exception):
 def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> dict | None:
     t = cfg.train
     target = build_target(cfg)
-    generator, discriminator = build_models(cfg, target.dim)
+    generator, discriminator = build_players(cfg, target.dim)
     generator.to(device), discriminator.to(device)
     opt_g, opt_d = make_optimizers(cfg, generator, discriminator)
     tricks = cfg.tricks
     objective = with_label_smoothing(get_objective(cfg.objective.name), tricks.label_smoothing)
-    rng = torch.Generator(device).manual_seed(t.seed)  # all data, noise and GP draws
+    rng = seed_generators(cfg, device)  # all data, noise and GP draws
     pack, start, lr_scale, rollbacks = tricks.pack, 0, 1.0, 0
     history = {"d": None, "g": None}  # historical averaging of each player's parameters
     if tricks.historical_averaging:
@@ -85,7 +103,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
         for obj, key in ((generator, "generator"), (discriminator, "discriminator"),
                          (opt_g, "opt_g"), (opt_d, "opt_d")):
             obj.load_state_dict(state[key])
-        rng.set_state(state["rng"].cpu())
+        set_rng_state(rng, state["rng"])
         for key, h in history.items():
             if h is not None:
                 h.load_state_dict(state[f"history_{key}"])
@@ -96,7 +114,8 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
         state = restore()
         start, lr_scale, rollbacks = int(state["step"]), state["lr_scale"], state["rollbacks"]
     io.atomic_write_text(out / "config.toml", cfg.to_toml())
-    run_info = {"seed": t.seed, "device": str(device), "versions": io.versions(),
+    run_info = {"seed": t.seed, "seeds": list(range(t.seed, t.seed + t.seeds)),
+                "device": str(device), "versions": io.versions(),
                 "command": sys.argv, "resumed_from_step": start if resume else None}
     io.write_json(out / "run.json", run_info)
     log = io.MetricsLog(out / "metrics.jsonl", keep_until_step=start if resume else None)
@@ -108,11 +127,19 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
     def save(step: int) -> None:  # only ever a finite state: the guard is checked first
         io.save_checkpoint(ckpt_path, {
             "step": step, "config": cfg.to_dict(), "meta": run_info, "lr_scale": lr_scale,
-            "rollbacks": rollbacks, "rng": rng.get_state(),
+            "rollbacks": rollbacks, "rng": rng_state(rng),
             "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             **{f"history_{k}": h.state_dict() for k, h in history.items() if h is not None},
         })
+
+    n = t.batch_size * pack  # D judges batch_size inputs, each a pack of m samples
+
+    def draw_real(g: torch.Generator) -> torch.Tensor:
+        return target.sample(n, g, device)
+
+    def draw_latent(g: torch.Generator) -> torch.Tensor:
+        return sample_latent(n, cfg.model.z_dim, cfg.model.z_dist, g, device)
 
     wall0 = time.perf_counter()
     bar = tqdm(total=t.steps, initial=start, disable=not progress or None, desc="train",
@@ -125,10 +152,8 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
         opt_g.param_groups[0]["lr"] = t.lr_g * frac * lr_scale
         logging = step % t.log_every == 0 or step == t.steps
         stats: dict = {}
-        for k in range(t.d_steps):  # D judges batch_size inputs, each a pack of m samples
-            real = target.sample(t.batch_size * pack, rng, device)
-            z = sample_latent(t.batch_size * pack, cfg.model.z_dim, cfg.model.z_dist, rng,
-                              device)
+        for k in range(t.d_steps):
+            real, z = per_seed(rng, draw_real), per_seed(rng, draw_latent)
             fake = discriminator_step(generator, discriminator, opt_d, objective, real, z, rng,
                                       cfg.objective.gp_weight, stats,
                                       logging and k == t.d_steps - 1, history["d"])
@@ -166,7 +191,8 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
             log.write(record)
             bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}")
         if snapshots is not None and step % t.snapshot_every == 0:
-            snapshots.add(step, generate(cfg, generator, 500, t.seed + EVAL_SEED_OFFSET).numpy())
+            _, first_g, _ = next(seed_players(cfg, generator, discriminator))  # the first seed
+            snapshots.add(step, generate(cfg, first_g, 500, t.seed + EVAL_SEED_OFFSET).numpy())
         if checkpointing:
             save(step)
         bar.update(1)
@@ -194,14 +220,17 @@ def check_resumable(saved: Config, new: Config) -> None:
 
 
 def finish(cfg, out, generator, discriminator, target, run_info, wall_time) -> dict:
-    """Evaluate, draw the pictures and write summary.json."""
+    """Evaluate (each seed), draw the pictures and write summary.json."""
     from gankit.report import plot_losses, plot_samples
 
-    metrics, samples = evaluate_generator(cfg, generator, target)
-    plot_samples(samples, target, discriminator, out / "samples.png",
-                 title=f"{cfg.data.name} · {cfg.objective.name} · seed {cfg.train.seed}")
+    result = evaluate_run(cfg, generator, discriminator, target)
+    for (seed_cfg, _, d), samples in zip(seed_players(cfg, generator, discriminator),
+                                         result.pop("samples")):
+        name = "samples.png" if seed_cfg.train.seed == cfg.train.seed else \
+            f"samples_seed{seed_cfg.train.seed}.png"
+        plot_samples(samples, target, d, out / name,
+                     title=f"{cfg.data.name} · {cfg.objective.name} · seed {seed_cfg.train.seed}")
     plot_losses(io.read_metrics(out / "metrics.jsonl"), out / "losses.png")
-    summary = {"metrics": metrics, "steps": cfg.train.steps, "wall_time_s": wall_time,
-               **run_info}
+    summary = {**result, "steps": cfg.train.steps, "wall_time_s": wall_time, **run_info}
     io.write_json(out / "summary.json", summary)
     return summary

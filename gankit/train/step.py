@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gankit.nets.stacked import Rng, num_seeds
 from gankit.objectives import Objective, feature_matching, gradient_penalty
 from gankit.train.tricks import HistoricalAverage, unrolled_critic
 
@@ -27,7 +28,7 @@ def discriminator_step(
     objective: Objective,
     real: torch.Tensor,
     z: torch.Tensor,
-    rng: torch.Generator,
+    rng: Rng,
     gp_weight: float = 10.0,
     stats: dict | None = None,
     detailed: bool = False,
@@ -36,20 +37,24 @@ def discriminator_step(
     """Update D once on (real, G(z)); return the fake batch with its graph to G kept.
 
     D's loss goes into ``stats`` as a tensor (no host sync); with ``detailed`` also mean
-    D(real), mean D(fake) and the gradient norm.
+    D(real), mean D(fake) and the gradient norm. With S seeds in parallel (``Stacked``
+    players, one generator per seed in ``rng``) the logged figures are means over seeds.
     """
+    seeds = num_seeds(discriminator)
     fake = generator(z)
     real_logits = discriminator(real)
     fake_logits = discriminator(fake.detach())
-    loss = objective.discriminator(real_logits, fake_logits)
+    loss = objective.discriminator(real_logits, fake_logits)  # mean over seeds
     if objective.gradient_penalty:
         loss = loss + gp_weight * gradient_penalty(discriminator, real, fake, rng)
-    if history is not None:
+    # The sum of the S seeds' costs gives each seed's weights exactly its own gradient.
+    loss = seeds * loss
+    if history is not None:  # already a sum over seeds
         loss = loss + history.penalty(discriminator)
     opt_d.zero_grad(set_to_none=True)
     loss.backward()
     if stats is not None:
-        stats["loss_d"] = loss.detach()
+        stats["loss_d"] = loss.detach() / seeds
         if detailed:
             stats.update(d_real=torch.sigmoid(real_logits.detach()).mean(),
                          d_fake=torch.sigmoid(fake_logits.detach()).mean(),
@@ -74,7 +79,7 @@ def generator_step(
     unroll_steps: int = 0,
     opt_d: torch.optim.Adam | None = None,
     gp_weight: float = 10.0,
-    rng: torch.Generator | None = None,
+    rng: Rng = None,
     history: HistoricalAverage | None = None,
     history_d: HistoricalAverage | None = None,
 ) -> None:
@@ -84,6 +89,7 @@ def generator_step(
     (``real``, ``fake``) (needs ``opt_d``). ``match_features``: G's cost is feature
     matching against ``real`` in D's last hidden layer instead of the objective's cost.
     """
+    seeds = num_seeds(generator)
     critic = discriminator
     if unroll_steps:
         critic = unrolled_critic(discriminator, opt_d, objective, real, fake, unroll_steps,
@@ -93,13 +99,14 @@ def generator_step(
                                 critic(fake, features=True))
     else:
         loss = objective.generator(critic(fake))
+    loss = seeds * loss  # sum over seeds: each seed's own gradient (see discriminator_step)
     if history is not None:
         loss = loss + history.penalty(generator)
     opt_g.zero_grad(set_to_none=True)
     # Gradients for G's parameters only: D's are not needed for this update.
     loss.backward(inputs=list(generator.parameters()))
     if stats is not None:
-        stats["loss_g"] = loss.detach()
+        stats["loss_g"] = loss.detach() / seeds
         if detailed:
             stats["grad_norm_g"] = grad_norm(generator)
     opt_g.step()

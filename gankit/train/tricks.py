@@ -10,6 +10,7 @@ from torch import nn
 from torch.func import functional_call
 
 from gankit.nets.layers import double_backward
+from gankit.nets.stacked import Rng, num_seeds
 from gankit.objectives import Objective, gradient_penalty
 
 
@@ -52,7 +53,7 @@ def unrolled_critic(
     fake: torch.Tensor,
     steps: int,
     gp_weight: float = 10.0,
-    rng: torch.Generator | None = None,
+    rng: Rng = None,
     history: HistoricalAverage | None = None,
 ) -> Callable[..., torch.Tensor]:
     """D after ``steps`` differentiable Adam updates on (real, fake), as a function of x.
@@ -74,6 +75,7 @@ def unrolled_critic(
     m = {n: state[n].get("exp_avg", torch.zeros_like(params[n])) for n in names}
     v = {n: state[n].get("exp_avg_sq", torch.zeros_like(params[n])) for n in names}
     t = float(state[names[0]].get("step", 0))
+    seeds = num_seeds(discriminator)
 
     def critic_with(ps: dict) -> Callable[..., torch.Tensor]:
         return lambda x, **kw: functional_call(discriminator, ps, (x,), kw)
@@ -84,6 +86,7 @@ def unrolled_critic(
             loss = objective.discriminator(critic(real), critic(fake))
             if objective.gradient_penalty:
                 loss = loss + gp_weight * gradient_penalty(critic, real, fake, rng)
+            loss = seeds * loss  # as in discriminator_step: each seed its own gradient
             if history is not None:  # D's own cost includes its historical average
                 loss = loss + history.weight * sum(
                     (params[n] - history.mean[n]).square().sum() for n in names)

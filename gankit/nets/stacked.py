@@ -1,0 +1,80 @@
+"""Seeds in parallel: S independent copies of a network trained together in one process.
+
+``Stacked`` holds each parameter of the S copies as one tensor with a leading seed
+dimension and runs the copies with ``torch.func.vmap`` over ``functional_call``, so
+each layer is one batched matmul instead of S small ones. Each copy only ever sees its
+own slice of the input: packing, minibatch discrimination and virtual batch norm stay
+per seed. Adam is elementwise, so one optimizer over the stacked tensors is S
+independent optimizers.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+Rng = torch.Generator | Sequence[torch.Generator] | None
+
+
+def per_seed(rng: Rng, draw: Callable[[torch.Generator | None], torch.Tensor]) -> torch.Tensor:
+    """``draw(rng)``; for a list of generators (one per seed), the draws stacked on a new
+    leading dimension, each seed's from its own generator — as its single-seed run draws."""
+    if rng is None or isinstance(rng, torch.Generator):
+        return draw(rng)
+    return torch.stack([draw(g) for g in rng])
+
+
+def num_seeds(module: nn.Module) -> int:
+    """How many independent copies ``module`` trains together (1 for a plain network)."""
+    return module.seeds if isinstance(module, Stacked) else 1
+
+
+def _key(name: str) -> str:  # parameter names may not contain dots
+    return name.replace(".", "__")
+
+
+class Stacked(nn.Module):
+    """S networks of one architecture as one module: input (S, n, ...) → output (S, ...).
+
+    Keyword arguments of ``forward`` are passed to every copy (``features=True``).
+    ``unstack(i)`` returns copy i as a plain network.
+    """
+
+    def __init__(self, modules: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.seeds = len(modules)
+        params, buffers = stack_module_state(list(modules))
+        self.params = nn.ParameterDict({_key(k): nn.Parameter(v.detach())
+                                        for k, v in params.items()})
+        for k, v in buffers.items():
+            self.register_buffer("buffer__" + _key(k), v)
+        self._param_names, self._buffer_names = list(params), list(buffers)
+        # Architecture only (no storage): the stacked tensors above are the weights.
+        # Kept out of the module tree so it is neither a parameter owner nor saved.
+        self.__dict__["_template"] = copy.deepcopy(modules[0]).to("meta")
+
+    def _state(self) -> tuple[dict, dict]:
+        params = {n: self.params[_key(n)] for n in self._param_names}
+        buffers = {n: getattr(self, "buffer__" + _key(n)) for n in self._buffer_names}
+        return params, buffers
+
+    def forward(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
+        template = self._template
+
+        def one(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+            return functional_call(template, (params, buffers), (x,), kwargs)
+
+        return vmap(one)(*self._state(), x)
+
+    def unstack(self, i: int) -> nn.Module:
+        """Copy ``i`` as a plain network (a detached copy of its weights)."""
+        params, buffers = self._state()
+        module = copy.deepcopy(self._template).to_empty(device=self.params[_key(
+            self._param_names[0])].device)
+        state = {n: t[i].detach().clone() for n, t in {**params, **buffers}.items()}
+        module.load_state_dict(state)
+        return module

@@ -73,9 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mh-steps", type=int, default=100, help="MH proposals per sample")
 
     b = sub.add_parser("bench", help="benchmark tables")
-    b.add_argument("table", choices=("throughput",), help="which benchmark")
+    b.add_argument("table", choices=("throughput", "modes", "seeds"),
+                   help="throughput: steps/s vs a hand-written loop; modes: mode collapse "
+                        "of each method over seeds; seeds: seeds together vs one by one")
     b.add_argument("--json", action="store_true", help="print JSON")
-    b.add_argument("--steps", type=int, default=2000, help="timed steps per row")
+    b.add_argument("--steps", type=int,
+                   help="steps per run (throughput: timed steps, default 2000; modes: "
+                        "default each method's own; seeds: default 500)")
+    b.add_argument("--dataset", default="grid25", help="modes: ring8 or grid25")
+    b.add_argument("--seeds", type=int, default=10, help="modes, seeds: seeds per method")
+    b.add_argument("--methods", help="modes: comma-separated subset of the methods")
+    b.add_argument("--out", help="modes: keep the run directories under this directory")
 
     r = sub.add_parser("report", help="finished runs side by side in one HTML page")
     r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -118,12 +126,27 @@ def cmd_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from gankit.bench import format_throughput, throughput
+    from gankit import bench, bench_modes
 
-    if not 1 <= args.steps <= 10_000_000:
+    if args.steps is not None and not 1 <= args.steps <= 10_000_000:
         raise GankitError(f"--steps: expected a positive number of steps, got {args.steps}")
-    result = throughput(args.steps)
-    print(json.dumps(result, indent=2) if args.json else format_throughput(result))
+    if not 1 <= args.seeds <= 1000:
+        raise GankitError(f"--seeds: expected a number of seeds from 1 to 1000, got {args.seeds}")
+    if args.table == "throughput":
+        result = bench.throughput(args.steps or 2000)
+        text = bench.format_throughput
+    elif args.table == "modes":
+        if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()):
+            raise GankitError(f"--out: {args.out!r} is not empty; choose a new directory")
+        methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
+        result = bench_modes.modes_table(args.dataset, args.seeds, args.steps, methods,
+                                         Path(args.out) if args.out else None,
+                                         progress=not args.json)
+        text = bench_modes.format_modes
+    else:
+        result = bench_modes.seeds_speed(args.seeds, args.steps or 500)
+        text = bench_modes.format_seeds
+    print(json.dumps(result, indent=2) if args.json else text(result))
     return 0
 
 

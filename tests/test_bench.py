@@ -20,3 +20,34 @@ def test_throughput_table_runs():
         assert row["gankit_steps_per_s"] > 0 and row["hand_written_steps_per_s"] > 0
         assert 0 < row["fraction_of_matmul"]
     assert "toy MLP" in format_throughput(r) and "DCGAN28" in format_throughput(r)
+
+
+def test_modes_table_runs_every_method_it_names(tmp_path, capsys):
+    import json
+
+    from gankit.cli import main
+
+    code = main(["bench", "modes", "--dataset", "ring8", "--seeds", "2", "--steps", "10",
+                 "--methods", "GAN minimax,gankit recipe", "--out", str(tmp_path / "b"),
+                 "--json"])
+    assert code == 0
+    r = json.loads(capsys.readouterr().out)
+    assert [row["method"] for row in r["rows"]] == ["GAN minimax", "gankit recipe"]
+    for row in r["rows"]:
+        assert row["steps"] == 10 and [p["seed"] for p in row["per_seed"]] == [0, 1]
+        hq = [p["metrics"]["high_quality"] for p in row["per_seed"]]
+        assert row["high_quality"] == sum(hq) / 2
+        assert (tmp_path / "b" / f"ring8-{row['method'].replace(' ', '-')}" /
+                "summary.json").exists()
+    assert r["published"][0][1] == 6.3  # PacGAN Table 1, ring8 GAN
+
+
+def test_modes_and_seeds_bad_arguments(capsys):
+    from gankit.cli import main
+
+    for argv, field in ((["bench", "modes", "--dataset", "grid9"], "--dataset"),
+                        (["bench", "modes", "--methods", "GAN,x"], "--methods"),
+                        (["bench", "seeds", "--seeds", "0"], "--seeds")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and field in err

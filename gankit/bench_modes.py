@@ -1,0 +1,166 @@
+"""``gankit bench modes`` and ``gankit bench seeds``: mode collapse across many seeds, and
+what training the seeds together in one process saves.
+
+Every method trains all its seeds in one process (``train.seeds``) and is evaluated under
+the DESIGN.md §4 protocol (2500 samples per seed; high quality = within 3σ of the nearest
+mean; modes covered by ≥ 1 high-quality sample; reverse KL over the high-quality mode
+histogram), reported as mean ± standard error over seeds.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from gankit.config import load_config
+from gankit.errors import GankitError
+from gankit.train import train
+
+# Shared by every method (the networks and budget of gankit's grid25/ring8 configs):
+# 3x256 MLPs, batch 128, Adam 1e-3 for both players decayed linearly to 0, 10k steps.
+BASE = ["model.g_width=256", "model.g_depth=3", "model.d_width=256", "model.d_depth=3",
+        "objective.name='nonsaturating'", "train.steps=10000", "train.batch_size=128",
+        "train.lr_d=1e-3", "train.lr_g=1e-3", "train.lr_schedule='linear'",
+        "train.log_every=500", "train.checkpoint_every=100000"]
+WGAN_GP = ["objective.name='wasserstein_gp'", "train.d_steps=5", "train.lr_d=1e-4",
+           "train.lr_g=1e-4", "train.betas_d=[0.5, 0.9]", "train.betas_g=[0.5, 0.9]"]
+METHODS: dict[str, list[str]] = {
+    "GAN minimax": ["objective.name='minimax'"],
+    "GAN non-saturating": [],
+    "unrolled GAN k=5": ["tricks.unroll_steps=5"],
+    "PacGAN2": ["tricks.pack=2"],
+    "PacGAN3": ["tricks.pack=3"],
+    "PacGAN4": ["tricks.pack=4"],
+    "minibatch discrimination": ["tricks.minibatch_discrimination=50"],
+    "WGAN-GP": WGAN_GP,
+    "gankit recipe": [],  # the settings of gankit/recipe.toml (see recipe_overrides)
+}
+# PacGAN (Lin et al. 2018) Table 1, 10 seeds: modes, % high quality, reverse KL.
+PUBLISHED = {
+    "grid25": [("GAN (PacGAN Table 1)", 17.3, 94.8, 0.70),
+               ("PacGAN4 (PacGAN Table 1)", 24.8, 93.6, 0.04)],
+    "ring8": [("GAN (PacGAN Table 1)", 6.3, 98.2, 0.45),
+              ("PacGAN2 (PacGAN Table 1)", 7.9, 95.6, 0.07)],
+}
+DATASETS = tuple(PUBLISHED)
+
+
+def recipe_path() -> Path:
+    return Path(str(resources.files("gankit") / "recipe.toml"))
+
+
+def method_config(method: str, dataset: str, seeds: int, steps: int | None):
+    """The config of ``method`` on ``dataset`` with ``seeds`` seeds (0, 1, ...)."""
+    if method == "gankit recipe":
+        overrides = []
+        path = recipe_path()
+    else:
+        overrides, path = BASE + METHODS[method], None
+    overrides = overrides + [f"data.name='{dataset}'", f"train.seeds={seeds}", "train.seed=0"]
+    if steps is not None:
+        overrides.append(f"train.steps={steps}")
+    return load_config(path, overrides)
+
+
+def modes_table(dataset: str = "grid25", seeds: int = 10, steps: int | None = None,
+                methods: list[str] | None = None, out: Path | None = None,
+                progress: bool = True) -> dict:
+    """Train each method's ``seeds`` seeds together and evaluate them; one row per method.
+
+    Run directories go under ``out`` (kept) or a temporary directory (removed).
+    """
+    if dataset not in DATASETS:
+        raise GankitError(f"--dataset: {dataset!r} not supported; allowed: {', '.join(DATASETS)}")
+    methods = methods or list(METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise GankitError(f"--methods: unknown method {unknown[0]!r}; allowed: "
+                          f"{', '.join(METHODS)}")
+    root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="gankit-modes-"))
+    rows = []
+    try:
+        for method in methods:
+            cfg = method_config(method, dataset, seeds, steps)
+            run = root / f"{dataset}-{method.replace(' ', '-').replace('=', '')}"
+            start = time.perf_counter()
+            summary = train(cfg, run, progress=progress)
+            total = time.perf_counter() - start
+            m, se = summary["metrics"], summary.get("metrics_stderr", {})
+            rows.append({"method": method, "steps": cfg.train.steps, "seeds": seeds,
+                         "modes": m["modes"], "modes_se": se.get("modes"),
+                         "high_quality": m["high_quality"],
+                         "high_quality_se": se.get("high_quality"),
+                         "reverse_kl": m["reverse_kl"], "reverse_kl_se": se.get("reverse_kl"),
+                         "seconds_per_seed": total / seeds, "seconds_total": total,
+                         "per_seed": summary.get("per_seed"), "run_dir": str(run)})
+    finally:
+        if out is None:
+            shutil.rmtree(root, ignore_errors=True)
+    return {"dataset": dataset, "seeds": seeds, "rows": rows, "published": PUBLISHED[dataset],
+            "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+
+
+def _pm(mean, se, fmt: str, scale: float = 1.0) -> str:
+    if mean is None:
+        return "—"
+    return format(mean * scale, fmt) + ("" if se is None else " ± " + format(se * scale, fmt))
+
+
+def format_modes(r: dict) -> str:
+    lines = [f"{r['dataset']} · {r['seeds']} seeds per method, trained together in one process "
+             f"({r['threads']} threads, torch {r['torch']}) · mean ± standard error",
+             f"{'method':<26} {'steps':>6} {'modes':>13} {'high quality %':>15} "
+             f"{'reverse KL':>15} {'s/seed':>7}"]
+    for row in r["rows"]:
+        lines.append(f"{row['method']:<26} {row['steps']:>6} "
+                     f"{_pm(row['modes'], row['modes_se'], '.1f'):>13} "
+                     f"{_pm(row['high_quality'], row['high_quality_se'], '.1f', 100):>15} "
+                     f"{_pm(row['reverse_kl'], row['reverse_kl_se'], '.3f'):>15} "
+                     f"{row['seconds_per_seed']:>7.1f}")
+    for name, modes, hq, rkl in r["published"]:
+        lines.append(f"{name:<26} {'':>6} {modes:>13.1f} {hq:>15.1f} {rkl:>15.2f} {'':>7}")
+    return "\n".join(lines)
+
+
+def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100) -> dict:
+    """Wall time of ``seeds`` sequential single-seed runs against one ``seeds``-seed run,
+    for the toy MLP and for the recipe's networks, at batch ``batch``."""
+    from gankit.bench import TOY, matmul_gflops
+
+    models = {"toy MLP 2x128": (None, TOY), "gankit recipe": (recipe_path(), [])}
+    rows = []
+    for name, (path, overrides) in models.items():
+        base = overrides + [f"train.batch_size={batch}", f"train.steps={steps}",
+                            "train.snapshot_every=0", "train.eval_samples=100",
+                            f"train.log_every={steps}", f"train.checkpoint_every={steps}",
+                            "train.device='cpu'"]
+        sequential = sum(_train_seconds(path, base + [f"train.seed={s}"]) for s in range(seeds))
+        together = _train_seconds(path, base + [f"train.seeds={seeds}"])
+        rows.append({"model": name, "sequential_s": sequential, "together_s": together,
+                     "speedup": sequential / together})
+    return {"seeds": seeds, "steps": steps, "batch": batch, "rows": rows,
+            "matmul_gflops": matmul_gflops(), "threads": torch.get_num_threads()}
+
+
+def _train_seconds(path: Path | None, overrides: list[str]) -> float:
+    """The training loop's own wall time (not start-up, evaluation or plotting)."""
+    out = Path(tempfile.mkdtemp(prefix="gankit-seeds-"))
+    try:
+        return train(load_config(path, overrides), out / "run", progress=False)["wall_time_s"]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def format_seeds(r: dict) -> str:
+    lines = [f"{r['seeds']} seeds × {r['steps']} steps at batch {r['batch']} "
+             f"({r['threads']} threads; float32 matmul {r['matmul_gflops']:.0f} GFLOP/s)",
+             f"{'model':<20} {'sequential s':>12} {'together s':>10} {'speedup':>8}"]
+    for row in r["rows"]:
+        lines.append(f"{row['model']:<20} {row['sequential_s']:>12.1f} "
+                     f"{row['together_s']:>10.1f} {row['speedup']:>7.2f}x")
+    return "\n".join(lines)

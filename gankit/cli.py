@@ -181,6 +181,8 @@ def cmd_train(args, config_path: str | None, default_out: Path) -> int:
     out = Path(args.out) if args.out else default_out
     summary = train(cfg, out, resume=getattr(args, "resume", False),
                     progress=not getattr(args, "no_progress", False))
+    if summary is None:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     m = summary["metrics"]
     print_metrics(m, f"{cfg.data.name} · {cfg.objective.name} · {cfg.train.steps} steps "
                      f"· {summary['wall_time_s']:.1f} s → {out}")

@@ -110,6 +110,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+class NullLog:
+    """A metrics log that writes nothing (ranks other than 0 under torchrun)."""
+
+    def write(self, record: dict) -> None:
+        pass
+
+
 class MetricsLog:
     """``metrics.jsonl``: one JSON object per logged step, each line flushed and fsynced.
 

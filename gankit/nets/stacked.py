@@ -30,6 +30,7 @@ def per_seed(rng: Rng, draw: Callable[[torch.Generator | None], torch.Tensor]) -
 
 def num_seeds(module: nn.Module) -> int:
     """How many independent copies ``module`` trains together (1 for a plain network)."""
+    module = getattr(module, "module", module)  # inside a DistributedDataParallel wrapper
     return module.seeds if isinstance(module, Stacked) else 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from gankit.evaluate import EVAL_SEED_OFFSET, evaluate_run, generate, seed_playe
 from gankit.nets.mlp import sample_latent
 from gankit.nets.stacked import Rng, per_seed
 from gankit.objectives import get_objective, with_label_smoothing
+from gankit.train import distributed
+from gankit.train.distributed import RANK_SEED_OFFSET, World
 from gankit.train.guard import FiniteGuard, StopRequested, run_lock
 from gankit.train.step import discriminator_step, generator_step
 from gankit.train.tricks import HistoricalAverage
@@ -35,10 +38,10 @@ def make_optimizers(cfg: Config, generator, discriminator):
     return opt_g, opt_d
 
 
-def seed_generators(cfg: Config, device: torch.device) -> Rng:
+def seed_generators(cfg: Config, device: torch.device, rank: int = 0) -> Rng:
     """The generator of all data, noise and penalty draws: one per seed, seeded as each
-    seed's single run is (a list when ``train.seeds > 1``)."""
-    gens = [torch.Generator(device).manual_seed(cfg.train.seed + i)
+    seed's single run is (a list when ``train.seeds > 1``); offset per torchrun rank."""
+    gens = [torch.Generator(device).manual_seed(cfg.train.seed + i + rank * RANK_SEED_OFFSET)
             for i in range(cfg.train.seeds)]
     return gens[0] if len(gens) == 1 else gens
 
@@ -61,17 +64,30 @@ def train(
     ``stop_after = s`` checkpoints at step s and returns None, as if the run had been
     stopped there: ``resume=True`` later continues it (training in chunks). SIGINT or
     SIGTERM does the same at the end of the current step and raises ``Interrupted``.
+
+    Under ``torchrun`` every rank calls this; rank 0 alone reads and writes ``out`` (the
+    others get the checkpoint from it) and returns the summary, the others None.
     """
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
-    if resume and not ckpt_path.exists():
-        raise GankitError(f"{ckpt_path}: --resume given but no checkpoint to resume from")
-    if not resume and ckpt_path.exists():
-        raise GankitError(f"{out}: already holds a run; pass --resume or choose another --out")
-    device = resolve_device(cfg.train.device)
-    out.mkdir(parents=True, exist_ok=True)
-    with run_lock(out), StopRequested() as stop:
-        return _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop)
+    world, device = distributed.setup(resolve_device(cfg.train.device))
+    try:
+        problem = None
+        if world.main:
+            if resume and not ckpt_path.exists():
+                problem = f"{ckpt_path}: --resume given but no checkpoint to resume from"
+            if not resume and ckpt_path.exists():
+                problem = f"{out}: already holds a run; pass --resume or choose another --out"
+        if problem := distributed.first_problem(problem, world):
+            raise GankitError(problem)
+        if world.main:
+            out.mkdir(parents=True, exist_ok=True)
+        with run_lock(out) if world.main else contextlib.nullcontext(), \
+                StopRequested() as stop:
+            return _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
+                          world)
+    finally:
+        distributed.teardown(world)
 
 
 class Interrupted(Exception):
@@ -82,15 +98,18 @@ class Interrupted(Exception):
         self.step = step
 
 
-def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> dict | None:
+def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
+           world: World) -> dict | None:
     t = cfg.train
     target = build_target(cfg)
     generator, discriminator = build_players(cfg, target.dim)
     generator.to(device), discriminator.to(device)
+    # What the steps call: the players themselves, or their DDP wrappers under torchrun.
+    g_step, d_step = (distributed.wrap(m, world, device) for m in (generator, discriminator))
     opt_g, opt_d = make_optimizers(cfg, generator, discriminator)
     tricks = cfg.tricks
     objective = with_label_smoothing(get_objective(cfg.objective.name), tricks.label_smoothing)
-    rng = seed_generators(cfg, device)  # all data, noise and GP draws
+    rng = seed_generators(cfg, device, world.rank)  # all data, noise and GP draws
     pack, start, lr_scale, rollbacks = tricks.pack, 0, 1.0, 0
     history = {"d": None, "g": None}  # historical averaging of each player's parameters
     if tricks.historical_averaging:
@@ -98,36 +117,50 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
                    "g": HistoricalAverage(generator, tricks.historical_averaging)}
 
     def restore() -> dict:
-        state = io.load_checkpoint(ckpt_path, map_location=device)
+        state = io.load_checkpoint(ckpt_path, map_location=device) if world.main else None
+        if world.distributed:  # rank 0 reads; the other ranks may be on other machines
+            state = distributed.broadcast(state, world)
+            if state.get("world_size", 1) != world.size:
+                raise GankitError(f"{ckpt_path}: written by {state.get('world_size', 1)} "
+                                  f"processes; resume it with as many (got {world.size})")
         check_resumable(from_dict(state["config"], str(ckpt_path)), cfg)
         for obj, key in ((generator, "generator"), (discriminator, "discriminator"),
                          (opt_g, "opt_g"), (opt_d, "opt_d")):
             obj.load_state_dict(state[key])
-        set_rng_state(rng, state["rng"])
+        set_rng_state(rng, state["rng"] if not world.distributed else
+                      state["rng_ranks"][world.rank])
         for key, h in history.items():
             if h is not None:
                 h.load_state_dict(state[f"history_{key}"])
         return state
 
     if resume:
-        io.remove_stale_temporaries(out)  # we hold the lock: no one else writes
+        if world.main:
+            io.remove_stale_temporaries(out)  # we hold the lock: no one else writes
         state = restore()
         start, lr_scale, rollbacks = int(state["step"]), state["lr_scale"], state["rollbacks"]
-    io.atomic_write_text(out / "config.toml", cfg.to_toml())
     run_info = {"seed": t.seed, "seeds": list(range(t.seed, t.seed + t.seeds)),
-                "device": str(device), "versions": io.versions(),
+                "device": str(device), "processes": world.size, "versions": io.versions(),
                 "command": sys.argv, "resumed_from_step": start if resume else None}
-    io.write_json(out / "run.json", run_info)
-    log = io.MetricsLog(out / "metrics.jsonl", keep_until_step=start if resume else None)
+    log, snapshots = io.NullLog(), None  # ranks other than 0 write nothing
+    if world.main:
+        io.atomic_write_text(out / "config.toml", cfg.to_toml())
+        io.write_json(out / "run.json", run_info)
+        log = io.MetricsLog(out / "metrics.jsonl", keep_until_step=start if resume else None)
+        if t.snapshot_every:
+            snapshots = io.Snapshots(out / "snapshots.npz",
+                                     keep_until_step=start if resume else None)
     guard = FiniteGuard(device)
-    snapshots = None
-    if t.snapshot_every:
-        snapshots = io.Snapshots(out / "snapshots.npz", keep_until_step=start if resume else None)
 
     def save(step: int) -> None:  # only ever a finite state: the guard is checked first
+        distributed.check_in_sync([generator, discriminator], world, step)
+        rngs = distributed.gather(rng_state(rng), world)  # every rank's stream
+        if not world.main:
+            return
         io.save_checkpoint(ckpt_path, {
             "step": step, "config": cfg.to_dict(), "meta": run_info, "lr_scale": lr_scale,
-            "rollbacks": rollbacks, "rng": rng_state(rng),
+            "rollbacks": rollbacks, "rng": rngs[0], "rng_ranks": rngs,
+            "world_size": world.size,
             "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             **{f"history_{k}": h.state_dict() for k, h in history.items() if h is not None},
@@ -142,7 +175,8 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
         return sample_latent(n, cfg.model.z_dim, cfg.model.z_dist, g, device)
 
     wall0 = time.perf_counter()
-    bar = tqdm(total=t.steps, initial=start, disable=not progress or None, desc="train",
+    bar = tqdm(total=t.steps, initial=start, disable=not (progress and world.main) or None,
+               desc="train",
                dynamic_ncols=True)
     step = start
     while step < t.steps:
@@ -154,25 +188,30 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
         stats: dict = {}
         for k in range(t.d_steps):
             real, z = per_seed(rng, draw_real), per_seed(rng, draw_latent)
-            fake = discriminator_step(generator, discriminator, opt_d, objective, real, z, rng,
+            fake = discriminator_step(g_step, d_step, opt_d, objective, real, z, rng,
                                       cfg.objective.gp_weight, stats,
                                       logging and k == t.d_steps - 1, history["d"])
             guard.observe(step, "D", stats["loss_d"])
-        generator_step(generator, discriminator, opt_g, objective, fake, stats, logging,
+        # D is only read in G's update: the bare network, which DDP's hooks do not watch
+        generator_step(g_step, discriminator, opt_g, objective, fake, stats, logging,
                        real=real, match_features=tricks.feature_matching,
                        unroll_steps=tricks.unroll_steps, opt_d=opt_d,
                        gp_weight=cfg.objective.gp_weight, rng=rng, history=history["g"],
                        history_d=history["d"])
         guard.observe(step, "G", stats["loss_g"])
-        checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) or stop
+        stopping = distributed.any_rank(bool(stop), world)  # all ranks stop at one step
+        checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) \
+            or stopping
         if logging or checkpointing:  # the only host syncs: at logging / checkpoint steps
             problem = guard.check(generator, discriminator, step, parameters=checkpointing)
+            problem = distributed.first_problem(problem, world)
             if problem and t.on_nan == "rollback" and rollbacks < t.max_rollbacks \
-                    and ckpt_path.exists():
+                    and distributed.any_rank(world.main and ckpt_path.exists(), world):
                 step = int(restore()["step"])
                 rollbacks, lr_scale = rollbacks + 1, lr_scale / 2
                 # forget what the abandoned steps logged, as a resume would
-                log = io.MetricsLog(out / "metrics.jsonl", keep_until_step=step)
+                if world.main:
+                    log = io.MetricsLog(out / "metrics.jsonl", keep_until_step=step)
                 if snapshots is not None:
                     snapshots = io.Snapshots(out / "snapshots.npz", keep_until_step=step)
                 log.write({"step": step, "event": "rollback", "reason": problem,
@@ -186,6 +225,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
                                   f"{rollbacks}/{t.max_rollbacks}); {ckpt_path} holds the last "
                                   "good checkpoint")
         if logging:
+            stats = distributed.mean_over_ranks(stats, world)
             record = {"step": step, **{k: float(v) for k, v in stats.items()},
                       "wall_time": time.perf_counter() - wall0}
             log.write(record)
@@ -196,12 +236,14 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop) -> d
         if checkpointing:
             save(step)
         bar.update(1)
-        if step == stop_after or stop:
+        if step == stop_after or stopping:
             bar.close()
-            if stop:
+            if stopping:
                 raise Interrupted(step)
             return None
     bar.close()
+    if not world.main:
+        return None
     return finish(cfg, out, generator, discriminator, target, run_info,
                   time.perf_counter() - wall0)
 

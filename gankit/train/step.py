@@ -12,6 +12,7 @@ from torch import nn
 
 from gankit.nets.stacked import Rng, num_seeds
 from gankit.objectives import Objective, feature_matching, gradient_penalty
+from gankit.train.distributed import unwrap
 from gankit.train.tricks import HistoricalAverage, unrolled_critic
 
 
@@ -46,7 +47,8 @@ def discriminator_step(
     fake_logits = discriminator(fake.detach())
     loss = objective.discriminator(real_logits, fake_logits)  # mean over seeds
     if objective.gradient_penalty:
-        loss = loss + gp_weight * gradient_penalty(discriminator, real, fake, rng)
+        # the bare D: DDP does not support the penalty's input gradient (create_graph)
+        loss = loss + gp_weight * gradient_penalty(unwrap(discriminator), real, fake, rng)
     # The sum of the S seeds' costs gives each seed's weights exactly its own gradient.
     loss = seeds * loss
     if history is not None:  # already a sum over seeds

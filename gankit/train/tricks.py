@@ -12,6 +12,7 @@ from torch.func import functional_call
 from gankit.nets.layers import double_backward
 from gankit.nets.stacked import Rng, num_seeds
 from gankit.objectives import Objective, gradient_penalty
+from gankit.train.distributed import unwrap
 
 
 class HistoricalAverage:
@@ -27,13 +28,14 @@ class HistoricalAverage:
         self.mean = {n: p.detach().clone() for n, p in module.named_parameters()}
 
     def penalty(self, module: nn.Module) -> torch.Tensor:
+        module = unwrap(module)  # names as in the bare network, not DDP's
         return self.weight * sum((p - self.mean[n]).square().sum()
                                  for n, p in module.named_parameters())
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
         self.count += 1
-        for n, p in module.named_parameters():
+        for n, p in unwrap(module).named_parameters():
             self.mean[n].add_(p - self.mean[n], alpha=1 / self.count)
 
     def state_dict(self) -> dict:

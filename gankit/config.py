@@ -91,6 +91,9 @@ class TrainConfig:
     checkpoint_every: int = spec(1000, min=1)
     eval_samples: int = spec(2500, min=1, max=10_000_000)
     snapshot_every: int = spec(0, min=0)  # fixed-z samples for the report's slider; 0 = off
+    compile: bool = spec(False)  # torch.compile both networks
+    precision: str = spec("float32", choices=("float32", "bfloat16"))  # bfloat16: CUDA autocast
+    channels_last: bool = spec(False)  # convolutional networks in channels-last layout (CUDA)
     on_nan: str = spec("stop", choices=("stop", "rollback"))
     max_rollbacks: int = spec(3, min=0, max=100)
 

@@ -93,3 +93,23 @@ def test_steps_may_grow_on_resume_only_with_a_constant_schedule(tmp_path, tiny):
     train(load_config(None, tiny + lin + ["train.steps=10"]), tmp_path / "l", progress=False)
     with pytest.raises(GankitError, match="train.steps"):
         train(load_config(None, tiny + lin), tmp_path / "l", resume=True, progress=False)
+
+
+def test_compiled_networks_give_the_eager_losses(tmp_path, tiny):
+    cfg = load_config(None, tiny + ["train.steps=6", "train.log_every=1"])
+    train(cfg, tmp_path / "eager", progress=False)
+    cfg.train.compile = True
+    train(cfg, tmp_path / "compiled", progress=False)
+    eager, compiled = (read_metrics(tmp_path / r / "metrics.jsonl") for r in ("eager", "compiled"))
+    assert len(eager) == len(compiled) == 6
+    for a, b in zip(eager, compiled):
+        for key in ("loss_d", "loss_g", "d_real", "d_fake"):
+            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), (a["step"], key)
+
+
+def test_cuda_only_options_refused_on_the_cpu(tmp_path, tiny):
+    for extra, field in ((["train.precision='bfloat16'"], "train.precision"),
+                         (["train.channels_last=true"], "train.channels_last")):
+        with pytest.raises(GankitError, match=field):
+            train(load_config(None, tiny + extra), tmp_path / field, progress=False)
+        assert not (tmp_path / field / "checkpoint.pt").exists()

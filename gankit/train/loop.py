@@ -101,11 +101,23 @@ class Interrupted(Exception):
 def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
            world: World) -> dict | None:
     t = cfg.train
+    for field, on in (("precision", t.precision == "bfloat16"), ("channels_last", t.channels_last)):
+        if on and device.type != "cuda":
+            raise GankitError(f"train.{field}: {getattr(t, field)!r} is a CUDA option and the "
+                              f"device is {device.type}; allowed here: "
+                              f"{'float32' if field == 'precision' else 'false'}")
     target = build_target(cfg)
     generator, discriminator = build_players(cfg, target.dim)
     generator.to(device), discriminator.to(device)
-    # What the steps call: the players themselves, or their DDP wrappers under torchrun.
+    if t.channels_last:  # convolution weights in NHWC order; inputs follow them
+        generator.to(memory_format=torch.channels_last)
+        discriminator.to(memory_format=torch.channels_last)
+    # What the steps call: the players themselves, or their DDP wrappers under torchrun,
+    # compiled with ``train.compile``.
     g_step, d_step = (distributed.wrap(m, world, device) for m in (generator, discriminator))
+    if t.compile:
+        g_step, d_step = torch.compile(g_step), torch.compile(d_step)
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=t.precision == "bfloat16")
     opt_g, opt_d = make_optimizers(cfg, generator, discriminator)
     tricks = cfg.tricks
     objective = with_label_smoothing(get_objective(cfg.objective.name), tricks.label_smoothing)
@@ -176,8 +188,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
 
     wall0 = time.perf_counter()
     bar = tqdm(total=t.steps, initial=start, disable=not (progress and world.main) or None,
-               desc="train",
-               dynamic_ncols=True)
+               desc="train", dynamic_ncols=True)
     step = start
     while step < t.steps:
         step += 1
@@ -186,19 +197,21 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
         opt_g.param_groups[0]["lr"] = t.lr_g * frac * lr_scale
         logging = step % t.log_every == 0 or step == t.steps
         stats: dict = {}
-        for k in range(t.d_steps):
-            real, z = per_seed(rng, draw_real), per_seed(rng, draw_latent)
-            fake = discriminator_step(g_step, d_step, opt_d, objective, real, z, rng,
-                                      cfg.objective.gp_weight, stats,
-                                      logging and k == t.d_steps - 1, history["d"])
-            guard.observe(step, "D", stats["loss_d"])
-        # D is only read in G's update: the bare network, which DDP's hooks do not watch
-        generator_step(g_step, discriminator, opt_g, objective, fake, stats, logging,
-                       real=real, match_features=tricks.feature_matching,
-                       unroll_steps=tricks.unroll_steps, opt_d=opt_d,
-                       gp_weight=cfg.objective.gp_weight, rng=rng, history=history["g"],
-                       history_d=history["d"])
+        with autocast:  # bfloat16 only with train.precision = "bfloat16"
+            for k in range(t.d_steps):
+                real, z = per_seed(rng, draw_real), per_seed(rng, draw_latent)
+                fake = discriminator_step(g_step, d_step, opt_d, objective, real, z, rng,
+                                          cfg.objective.gp_weight, stats,
+                                          logging and k == t.d_steps - 1, history["d"])
+                guard.observe(step, "D", stats["loss_d"])
+            # D is only read in G's update: the bare network, which DDP's hooks do not watch
+            generator_step(g_step, discriminator, opt_g, objective, fake, stats, logging,
+                           real=real, match_features=tricks.feature_matching,
+                           unroll_steps=tricks.unroll_steps, opt_d=opt_d,
+                           gp_weight=cfg.objective.gp_weight, rng=rng, history=history["g"],
+                           history_d=history["d"])
         guard.observe(step, "G", stats["loss_g"])
+
         stopping = distributed.any_rank(bool(stop), world)  # all ranks stop at one step
         checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) \
             or stopping

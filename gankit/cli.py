@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=2500, help="number of samples (default 2500)")
     s.add_argument("--out", required=True, help="FILE.png or FILE.npy")
     s.add_argument("--seed", type=seed_arg, default=0)
+    s.add_argument("--run-seed", type=int,
+                   help="of a run with train.seeds > 1: which seed's GAN (default the first)")
     s.add_argument("--correct", choices=("drs", "mh"),
                    help="discriminator rejection sampling or Metropolis-Hastings with D's "
                         "density-ratio estimate")
@@ -164,13 +166,15 @@ def cmd_theory(args) -> int:
     return 0
 
 
-def print_metrics(metrics: dict, title: str) -> None:
+def print_metrics(metrics: dict, title: str, stderr: dict | None = None) -> None:
+    """One metric a line; ``± standard error`` where ``stderr`` has one (over seeds)."""
     from gankit.report import format_metric
 
     print(title)
     width = max(len(k) for k in metrics)
     for k, v in metrics.items():
-        print(f"  {k:<{width}}  {format_metric(v)}")
+        se = (stderr or {}).get(k)
+        print(f"  {k:<{width}}  {format_metric(v)}" + (f" ± {se:.2g}" if se is not None else ""))
 
 
 def cmd_train(args, config_path: str | None, default_out: Path) -> int:
@@ -183,9 +187,10 @@ def cmd_train(args, config_path: str | None, default_out: Path) -> int:
                     progress=not getattr(args, "no_progress", False))
     if summary is None:  # a torchrun rank other than 0: rank 0 reports
         return 0
-    m = summary["metrics"]
-    print_metrics(m, f"{cfg.data.name} · {cfg.objective.name} · {cfg.train.steps} steps "
-                     f"· {summary['wall_time_s']:.1f} s → {out}")
+    seeds = f" · mean ± SE of {cfg.train.seeds} seeds" if cfg.train.seeds > 1 else ""
+    print_metrics(summary["metrics"], f"{cfg.data.name} · {cfg.objective.name} · "
+                  f"{cfg.train.steps} steps · {summary['wall_time_s']:.1f} s{seeds} → {out}",
+                  summary.get("metrics_stderr"))
     return 0
 
 
@@ -199,32 +204,63 @@ def cmd_demo(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from gankit.evaluate import evaluate_generator, load_run
+    from gankit.evaluate import load_run, seed_players
 
     cfg, generator, discriminator, state = load_run(args.run_dir)
-    metrics, _ = evaluate_generator(cfg, generator)
-    result = {"run": args.run_dir, "step": int(state["step"]), "metrics": metrics}
+    step = int(state["step"])
+    results = [evaluate_seed(args, seed_cfg, g, d)
+               for seed_cfg, g, d in seed_players(cfg, generator, discriminator)]
+    if len(results) == 1:
+        result = {"run": args.run_dir, "step": step, **results[0]}
+    else:
+        result = {"run": args.run_dir, "step": step, **seed_means(results), "per_seed": results}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for r in results if len(results) > 1 else []:
+        print_metrics(r["metrics"], f"{args.run_dir} (step {step}) · seed {r['seed']} · raw")
+    title = f"{args.run_dir} (step {step}) · raw samples"
+    if len(results) > 1:
+        title += f" · mean ± standard error over {len(results)} seeds"
+    print_metrics(result["metrics"], title, result.get("metrics_stderr"))
     if args.correct:
-        from gankit.build import build_target
-        from gankit.evaluate import EVAL_SEED_OFFSET
-        from gankit.metrics.modes import mode_metrics
-        from gankit.sampling import corrected_samples
+        c = result["corrected"]
+        print_metrics(c["metrics"], f"{args.run_dir} · corrected by {c['method']} "
+                                    f"(acceptance rate {c['acceptance_rate']:.3f})",
+                      c.get("metrics_stderr"))
+    return 0
 
+
+def evaluate_seed(args, cfg, generator, discriminator) -> dict:
+    """Raw metrics of one seed's generator and, with ``--correct``, corrected ones."""
+    from gankit.build import build_target
+    from gankit.evaluate import EVAL_SEED_OFFSET, evaluate_generator
+    from gankit.metrics.modes import mode_metrics
+    from gankit.sampling import corrected_samples
+
+    metrics, _ = evaluate_generator(cfg, generator)
+    result = {"seed": cfg.train.seed, "metrics": metrics}
+    if args.correct:
         check_mh_steps(args.mh_steps)
         samples, rate = corrected_samples(cfg, generator, discriminator, args.correct,
                                           cfg.train.eval_samples,
                                           cfg.train.seed + EVAL_SEED_OFFSET, args.mh_steps)
         result["corrected"] = {"method": args.correct, "acceptance_rate": rate,
                                "metrics": mode_metrics(samples, build_target(cfg))}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_metrics(metrics, f"{args.run_dir} (step {int(state['step'])}) · raw samples")
-        if args.correct:
-            c = result["corrected"]
-            print_metrics(c["metrics"], f"{args.run_dir} · corrected by {c['method']} "
-                                        f"(acceptance rate {c['acceptance_rate']:.3f})")
-    return 0
+    return result
+
+
+def seed_means(results: list[dict]) -> dict:
+    """Mean ± standard error over seeds of the raw (and corrected) metrics."""
+    from gankit.evaluate import summarize_seeds
+
+    out = summarize_seeds([r["metrics"] for r in results])
+    if "corrected" in results[0]:
+        c = summarize_seeds([r["corrected"]["metrics"] for r in results])
+        rates = [r["corrected"]["acceptance_rate"] for r in results]
+        out["corrected"] = {"method": results[0]["corrected"]["method"],
+                            "acceptance_rate": sum(rates) / len(rates), **c}
+    return out
 
 
 def check_mh_steps(steps: int) -> None:
@@ -235,7 +271,7 @@ def check_mh_steps(steps: int) -> None:
 def cmd_sample(args) -> int:
     import numpy as np
 
-    from gankit.evaluate import generate, load_run
+    from gankit.evaluate import generate, load_run, seed_players
     from gankit.io import atomic_write_bytes
     from gankit.report import plot_samples
 
@@ -247,6 +283,12 @@ def cmd_sample(args) -> int:
     if not out.parent.exists():
         raise GankitError(f"--out: directory {str(out.parent)!r} does not exist")
     cfg, generator, discriminator, _ = load_run(args.run_dir)
+    players = {c.train.seed: (c, g, d) for c, g, d in seed_players(cfg, generator, discriminator)}
+    run_seed = cfg.train.seed if args.run_seed is None else args.run_seed
+    if run_seed not in players:
+        raise GankitError(f"--run-seed: the run trained seeds {', '.join(map(str, players))}, "
+                          f"got {run_seed}")
+    cfg, generator, discriminator = players[run_seed]
     if args.correct:
         from gankit.sampling import corrected_samples
 

@@ -67,13 +67,19 @@ def evaluate_run(cfg: Config, generator, discriminator, target=None) -> dict:
         samples.append(x)
     if len(per_seed) == 1:
         return {"metrics": per_seed[0]["metrics"], "samples": samples}
+    return {**summarize_seeds([p["metrics"] for p in per_seed]), "per_seed": per_seed,
+            "samples": samples}
+
+
+def summarize_seeds(per_seed: list[dict]) -> dict:
+    """``metrics``: the mean over seeds of each metric, ``metrics_stderr``: its standard
+    error (a metric undefined for some seeds, like reverse_kl, over the others)."""
     mean, stderr = {}, {}
-    for k in per_seed[0]["metrics"]:  # reverse_kl is None for a seed with no good sample
-        values = [p["metrics"][k] for p in per_seed if p["metrics"][k] is not None]
+    for k in per_seed[0]:
+        values = [m[k] for m in per_seed if m[k] is not None]
         mean[k], stderr[k] = (None, None) if not values else (values[0], None) \
             if len(values) == 1 else mean_and_stderr(torch.tensor(values, dtype=torch.float64))
-    return {"metrics": mean, "metrics_stderr": stderr, "per_seed": per_seed,
-            "samples": samples}
+    return {"metrics": mean, "metrics_stderr": stderr}
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):

@@ -93,3 +93,23 @@ def test_stacked_gradients_are_per_seed(tiny):
     # copy i of the stack is the network seed i builds alone
     for i in range(2):
         torch.testing.assert_close(d.unstack(i)(x[i]), out[i].detach())
+
+
+def test_eval_and_sample_of_a_stacked_run(tmp_path, tiny, capsys):
+    from gankit.cli import main
+
+    cfg = load_config(None, tiny + ["train.seeds=2", "train.seed=3"])
+    summary = train(cfg, tmp_path / "run", progress=False)
+    assert main(["eval", str(tmp_path / "run"), "--json", "--correct", "drs"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert [p["seed"] for p in r["per_seed"]] == [3, 4]
+    assert [p["metrics"] for p in r["per_seed"]] == [p["metrics"] for p in summary["per_seed"]]
+    assert r["metrics"] == summary["metrics"] and "acceptance_rate" in r["corrected"]
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    assert "± " in capsys.readouterr().out
+    out = tmp_path / "s.npy"
+    assert main(["sample", str(tmp_path / "run"), "-n", "10", "--out", str(out),
+                 "--run-seed", "4"]) == 0
+    assert main(["sample", str(tmp_path / "run"), "-n", "10", "--out", str(out),
+                 "--run-seed", "7"]) == 2
+    assert "--run-seed" in capsys.readouterr().err

@@ -71,6 +71,7 @@ class TricksConfig:
     label_smoothing: float = spec(0.0, min=0.0, lt=1.0)  # one-sided: real target 1 − α
     historical_averaging: float = spec(0.0, min=0.0)  # λ; 0 = off
     virtual_batch_norm: bool = spec(False)
+    generator_ema: float = spec(0.0, min=0.0, lt=1.0)  # β of the weight average; 0 = off
     vbn_reference_size: int = spec(64, min=1, max=65536)
 
 

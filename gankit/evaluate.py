@@ -92,7 +92,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     target = build_target(cfg)
     generator, discriminator = build_players(cfg, target.dim)
     try:
-        generator.load_state_dict(state["generator"])
+        # with generator_ema, samples come from the averaged weights (as in training)
+        generator.load_state_dict(state.get("generator_ema", state["generator"]))
         discriminator.load_state_dict(state["discriminator"])
     except (RuntimeError, KeyError, TypeError) as e:
         msg = str(e).splitlines()[0][:200]

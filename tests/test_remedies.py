@@ -201,3 +201,32 @@ def test_minibatch_discrimination_fast_and_double_backward_paths_agree():
     with double_backward():
         slow = layer(f)
     assert torch.allclose(layer(f), slow, atol=1e-5)
+
+
+def test_generator_ema_is_the_moving_average_and_what_samples_use(tmp_path, tiny):
+    from gankit.evaluate import load_run
+    from gankit.io import load_checkpoint
+    from gankit.train.tricks import GeneratorEMA
+
+    g = torch.nn.Linear(3, 2)
+    ema = GeneratorEMA(g, 0.9)
+    before = ema.module.weight.clone()
+    with torch.no_grad():
+        g.weight.add_(1.0)
+    ema.update(g)
+    torch.testing.assert_close(ema.module.weight, 0.9 * before + 0.1 * g.weight)
+    assert not ema.module.weight.requires_grad
+
+    cfg = load_config(None, tiny + ["tricks.generator_ema=0.9"])
+    train(cfg, tmp_path / "full", progress=False)
+    state = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    _, generator, _, _ = load_run(tmp_path / "full")
+    for k, v in generator.state_dict().items():  # eval and samples use the average
+        assert torch.equal(v, state["generator_ema"][k])
+    assert any(not torch.equal(state["generator"][k], state["generator_ema"][k])
+               for k in state["generator"])
+    train(cfg, tmp_path / "split", progress=False, stop_after=13)
+    train(cfg, tmp_path / "split", resume=True, progress=False)
+    split = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
+    for k in state["generator_ema"]:
+        assert torch.equal(state["generator_ema"][k], split["generator_ema"][k])

@@ -22,7 +22,7 @@ from gankit.train import distributed
 from gankit.train.distributed import RANK_SEED_OFFSET, World
 from gankit.train.guard import FiniteGuard, StopRequested, run_lock
 from gankit.train.step import discriminator_step, generator_step
-from gankit.train.tricks import HistoricalAverage
+from gankit.train.tricks import GeneratorEMA, HistoricalAverage
 
 # Fields that may differ between a run and its resume (they do not change the numbers).
 RESUMABLE_CHANGES = {("train", "steps"), ("train", "checkpoint_every"), ("train", "device")}
@@ -128,6 +128,10 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
         history = {"d": HistoricalAverage(discriminator, tricks.historical_averaging),
                    "g": HistoricalAverage(generator, tricks.historical_averaging)}
 
+    # what samples and evaluation use: G, or the moving average of its weights
+    ema = GeneratorEMA(generator, tricks.generator_ema) if tricks.generator_ema else None
+    sampler = ema.module if ema is not None else generator
+
     def restore() -> dict:
         state = io.load_checkpoint(ckpt_path, map_location=device) if world.main else None
         if world.distributed:  # rank 0 reads; the other ranks may be on other machines
@@ -144,6 +148,8 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
         for key, h in history.items():
             if h is not None:
                 h.load_state_dict(state[f"history_{key}"])
+        if ema is not None:
+            ema.module.load_state_dict(state["generator_ema"])
         return state
 
     if resume:
@@ -176,6 +182,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
             "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             **{f"history_{k}": h.state_dict() for k, h in history.items() if h is not None},
+            **({"generator_ema": ema.module.state_dict()} if ema is not None else {}),
         })
 
     n = t.batch_size * pack  # D judges batch_size inputs, each a pack of m samples
@@ -211,7 +218,8 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
                            gp_weight=cfg.objective.gp_weight, rng=rng, history=history["g"],
                            history_d=history["d"])
         guard.observe(step, "G", stats["loss_g"])
-
+        if ema is not None:
+            ema.update(generator)
         stopping = distributed.any_rank(bool(stop), world)  # all ranks stop at one step
         checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) \
             or stopping
@@ -244,7 +252,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
             log.write(record)
             bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}")
         if snapshots is not None and step % t.snapshot_every == 0:
-            _, first_g, _ = next(seed_players(cfg, generator, discriminator))  # the first seed
+            _, first_g, _ = next(seed_players(cfg, sampler, discriminator))  # the first seed
             snapshots.add(step, generate(cfg, first_g, 500, t.seed + EVAL_SEED_OFFSET).numpy())
         if checkpointing:
             save(step)
@@ -257,7 +265,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
     bar.close()
     if not world.main:
         return None
-    return finish(cfg, out, generator, discriminator, target, run_info,
+    return finish(cfg, out, sampler, discriminator, target, run_info,
                   time.perf_counter() - wall0)
 
 

@@ -50,13 +50,14 @@ def discriminator_step(
         # the bare D: DDP does not support the penalty's input gradient (create_graph)
         loss = loss + gp_weight * gradient_penalty(unwrap(discriminator), real, fake, rng)
     # The sum of the S seeds' costs gives each seed's weights exactly its own gradient.
-    loss = seeds * loss
+    if seeds > 1:  # (no extra op for one seed)
+        loss = seeds * loss
     if history is not None:  # already a sum over seeds
         loss = loss + history.penalty(discriminator)
     opt_d.zero_grad(set_to_none=True)
     loss.backward()
     if stats is not None:
-        stats["loss_d"] = loss.detach() / seeds
+        stats["loss_d"] = loss.detach() / seeds if seeds > 1 else loss.detach()
         if detailed:
             stats.update(d_real=torch.sigmoid(real_logits.detach()).mean(),
                          d_fake=torch.sigmoid(fake_logits.detach()).mean(),
@@ -101,14 +102,15 @@ def generator_step(
                                 critic(fake, features=True))
     else:
         loss = objective.generator(critic(fake))
-    loss = seeds * loss  # sum over seeds: each seed's own gradient (see discriminator_step)
+    if seeds > 1:  # sum over seeds: each seed's own gradient (see discriminator_step)
+        loss = seeds * loss
     if history is not None:
         loss = loss + history.penalty(generator)
     opt_g.zero_grad(set_to_none=True)
     # Gradients for G's parameters only: D's are not needed for this update.
     loss.backward(inputs=list(generator.parameters()))
     if stats is not None:
-        stats["loss_g"] = loss.detach() / seeds
+        stats["loss_g"] = loss.detach() / seeds if seeds > 1 else loss.detach()
         if detailed:
             stats["grad_norm_g"] = grad_norm(generator)
     opt_g.step()

@@ -3,6 +3,7 @@ and unrolled discriminators."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -47,6 +48,26 @@ class HistoricalAverage:
             self.mean[n].copy_(v)
 
 
+class GeneratorEMA:
+    """Exponential moving average of G's weights, θ̄ ← β θ̄ + (1 − β) θ after each G update
+    (Yazıcı et al. 2019, "The Unusual Effectiveness of Averaging in GAN Training"; used by
+    Karras et al. 2018 and Brock et al. 2019). Samples, snapshots and evaluation use θ̄;
+    training does not (G keeps learning with θ). Buffers are copied, not averaged.
+    """
+
+    def __init__(self, generator: nn.Module, beta: float) -> None:
+        self.beta = beta
+        self.module = copy.deepcopy(unwrap(generator)).requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, generator: nn.Module) -> None:
+        generator = unwrap(generator)
+        torch._foreach_lerp_(list(self.module.parameters()), list(generator.parameters()),
+                             1 - self.beta)  # one fused op, no host sync
+        for mine, theirs in zip(self.module.buffers(), generator.buffers()):
+            mine.copy_(theirs)
+
+
 def unrolled_critic(
     discriminator: nn.Module,
     opt_d: torch.optim.Adam,
@@ -88,7 +109,8 @@ def unrolled_critic(
             loss = objective.discriminator(critic(real), critic(fake))
             if objective.gradient_penalty:
                 loss = loss + gp_weight * gradient_penalty(critic, real, fake, rng)
-            loss = seeds * loss  # as in discriminator_step: each seed its own gradient
+            if seeds > 1:  # as in discriminator_step: each seed its own gradient
+                loss = seeds * loss
             if history is not None:  # D's own cost includes its historical average
                 loss = loss + history.weight * sum(
                     (params[n] - history.mean[n]).square().sum() for n in names)

@@ -117,7 +117,8 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
     g_step, d_step = (distributed.wrap(m, world, device) for m in (generator, discriminator))
     if t.compile:
         g_step, d_step = torch.compile(g_step), torch.compile(d_step)
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled=t.precision == "bfloat16")
+    autocast = torch.autocast(device.type, torch.bfloat16) if t.precision == "bfloat16" \
+        else contextlib.nullcontext()
     opt_g, opt_d = make_optimizers(cfg, generator, discriminator)
     tricks = cfg.tricks
     objective = with_label_smoothing(get_objective(cfg.objective.name), tricks.label_smoothing)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 
 from gankit.config import Config
+from gankit.data.images import ImageData, is_image_dataset, load_images
 from gankit.data.mixtures import GaussianMixture, mixture
 from gankit.errors import GankitError
+from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nets.layers import Packed
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 from gankit.nets.stacked import Stacked
@@ -25,21 +27,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_target(cfg: Config) -> GaussianMixture:
-    return mixture(cfg.data.name)
+def build_target(cfg: Config, split: str = "train") -> GaussianMixture | ImageData:
+    """The data: a mixture, or the ``split`` of an image dataset. Either has
+    ``sample(n, generator, device)`` and ``shape`` (one sample's shape)."""
+    d = cfg.data
+    if is_image_dataset(d.name):
+        return load_images(d.name, split, d.root or None, d.source)
+    return mixture(d.name)
 
 
-def build_players(cfg: Config, data_dim: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+def build_players(cfg: Config, data_shape: tuple[int, ...]
+                  ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """G and D for training: with ``train.seeds = S > 1`` each is a ``Stacked`` of the S
     networks that seeds seed, seed + 1, ..., seed + S − 1 would build alone."""
     if cfg.train.seeds == 1:
-        return build_models(cfg, data_dim)
-    pairs = [build_models(cfg, data_dim, cfg.train.seed + i) for i in range(cfg.train.seeds)]
+        return build_models(cfg, data_shape)
+    pairs = [build_models(cfg, data_shape, cfg.train.seed + i) for i in range(cfg.train.seeds)]
     return Stacked([g for g, _ in pairs]), Stacked([d for _, d in pairs])
 
 
 def build_models(
-    cfg: Config, data_dim: int, seed: int | None = None
+    cfg: Config, data_shape: tuple[int, ...], seed: int | None = None
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """G and D as the config describes them, initialised from ``torch.manual_seed(seed)``
     (default ``train.seed``).
@@ -49,6 +57,12 @@ def build_models(
     """
     m, tricks, pack = cfg.model, cfg.tricks, cfg.tricks.pack
     torch.manual_seed(cfg.train.seed if seed is None else seed)
+    if m.generator == "dcgan":  # images: data_shape is (C, H, W)
+        channels, size = data_shape[0], data_shape[-1]
+        generator = DCGANGenerator(size, channels, m.z_dim, m.g_width, m.z_dist)
+        discriminator = DCGANDiscriminator(size, channels * pack, m.d_width)
+        return generator, (Packed(discriminator, pack) if pack > 1 else discriminator)
+    data_dim = data_shape[0]
     generator = MLPGenerator(data_dim, m.z_dim, m.g_width, m.g_depth, m.activation, m.z_dist,
                              tricks.virtual_batch_norm, tricks.vbn_reference_size)
     discriminator = MLPDiscriminator(data_dim * pack, m.d_width, m.d_depth, m.activation,

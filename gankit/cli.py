@@ -233,9 +233,7 @@ def cmd_eval(args) -> int:
 
 def evaluate_seed(args, cfg, generator, discriminator) -> dict:
     """Raw metrics of one seed's generator and, with ``--correct``, corrected ones."""
-    from gankit.build import build_target
-    from gankit.evaluate import EVAL_SEED_OFFSET, evaluate_generator
-    from gankit.metrics.modes import mode_metrics
+    from gankit.evaluate import EVAL_SEED_OFFSET, evaluate_generator, sample_metrics
     from gankit.sampling import corrected_samples
 
     metrics, _ = evaluate_generator(cfg, generator)
@@ -246,7 +244,7 @@ def evaluate_seed(args, cfg, generator, discriminator) -> dict:
                                           cfg.train.eval_samples,
                                           cfg.train.seed + EVAL_SEED_OFFSET, args.mh_steps)
         result["corrected"] = {"method": args.correct, "acceptance_rate": rate,
-                               "metrics": mode_metrics(samples, build_target(cfg))}
+                               "metrics": sample_metrics(cfg, samples)}
     return result
 
 

@@ -22,6 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from gankit.data.images import IMAGE_DATASETS
 from gankit.data.mixtures import PRESETS
 from gankit.errors import GankitError
 from gankit.nets.mlp import ACTIVATIONS, LATENT_DISTRIBUTIONS
@@ -37,13 +38,15 @@ def spec(default: Any, **rules: Any) -> Any:
 
 @dataclass
 class DataConfig:
-    name: str = spec("grid25", choices=tuple(PRESETS))
+    name: str = spec("grid25", choices=tuple(PRESETS) + IMAGE_DATASETS)
+    root: str = spec("")  # mnist: the directory of the IDX files ("" = none)
+    source: str = spec("mnist5k", choices=("mnist5k", "mnist"))  # stacked-mnist's digits
 
 
 @dataclass
 class ModelConfig:
-    generator: str = spec("mlp", choices=("mlp",))
-    discriminator: str = spec("mlp", choices=("mlp",))
+    generator: str = spec("mlp", choices=("mlp", "dcgan"))  # dcgan: image data
+    discriminator: str = spec("mlp", choices=("mlp", "dcgan"))
     z_dim: int = spec(2, min=1, max=4096)
     z_dist: str = spec("normal", choices=LATENT_DISTRIBUTIONS)
     g_width: int = spec(128, min=1, max=65536)
@@ -229,6 +232,24 @@ def combination_problems(cfg: Config) -> list[str]:
         with_label_smoothing(get_objective(cfg.objective.name), cfg.tricks.label_smoothing)
     except GankitError as e:
         problems.append(str(e))
+    images, m, tricks = cfg.data.name in IMAGE_DATASETS, cfg.model, cfg.tricks
+    for player in ("generator", "discriminator"):
+        if images != (getattr(m, player) == "dcgan"):
+            problems.append(f"model.{player}: {getattr(m, player)!r} does not fit data.name = "
+                            f"{cfg.data.name!r}; allowed: {'dcgan' if images else 'mlp'}")
+    if images:
+        for name, on in (("minibatch_discrimination", tricks.minibatch_discrimination),
+                         ("virtual_batch_norm", tricks.virtual_batch_norm)):
+            if on:
+                problems.append(f"tricks.{name}: not available for the dcgan networks yet; "
+                                "allowed: off")
+        if cfg.train.seeds > 1:  # G's batch norm updates running statistics in place
+            problems.append("train.seeds: dcgan networks train one seed per process; "
+                            "allowed: 1")
+        if cfg.train.snapshot_every:
+            problems.append("train.snapshot_every: snapshots are for 2-D mixtures; allowed: 0")
+    if cfg.data.name == "mnist" and not cfg.data.root:
+        problems.append("data.root: mnist needs the directory of its IDX files")
     return problems
 
 

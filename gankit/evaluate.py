@@ -11,6 +11,7 @@ import torch
 from gankit import io
 from gankit.build import build_players, build_target
 from gankit.config import Config, from_dict
+from gankit.data.images import is_image_dataset
 from gankit.errors import GankitError
 from gankit.metrics.modes import mode_metrics
 from gankit.nets.mlp import sample_latent
@@ -38,10 +39,25 @@ def generate(
 
 
 def evaluate_generator(cfg: Config, generator, target=None) -> tuple[dict, torch.Tensor]:
-    """Metrics on ``cfg.train.eval_samples`` fixed-seed samples, and the samples."""
-    target = target if target is not None else build_target(cfg)
-    samples = generate(cfg, generator, cfg.train.eval_samples, cfg.train.seed + EVAL_SEED_OFFSET)
-    return mode_metrics(samples, target), samples
+    """Metrics on fixed-seed samples, and the samples: mixtures ``cfg.train.eval_samples``
+    samples; images as many as the real-data floor uses (see ``images.eval_samples``)."""
+    n = cfg.train.eval_samples
+    if is_image_dataset(cfg.data.name):
+        from gankit.metrics.images import eval_samples
+
+        n = eval_samples(cfg.data.name, cfg.data.root or None)
+    samples = generate(cfg, generator, n, cfg.train.seed + EVAL_SEED_OFFSET)
+    return sample_metrics(cfg, samples, target), samples
+
+
+def sample_metrics(cfg: Config, samples: torch.Tensor, target=None) -> dict:
+    """The metrics that fit the run's data: modes / high quality / reverse KL on mixtures;
+    FD, KID, precision, recall, classifier score, modes and KL on images."""
+    if is_image_dataset(cfg.data.name):
+        from gankit.metrics.images import image_metrics
+
+        return image_metrics(samples, cfg.data.name, cfg.data.root or None)
+    return mode_metrics(samples, target if target is not None else build_target(cfg))
 
 
 def seed_players(cfg: Config, generator, discriminator) -> Iterator[tuple[Config, object, object]]:
@@ -90,7 +106,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     state = io.load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
     cfg = from_dict(state["config"], str(run_dir / "checkpoint.pt"))
     target = build_target(cfg)
-    generator, discriminator = build_players(cfg, target.dim)
+    generator, discriminator = build_players(cfg, target.shape)
     try:
         # with generator_ema, samples come from the averaged weights (as in training)
         generator.load_state_dict(state.get("generator_ema", state["generator"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gankit.data.mixtures import GaussianMixture  # noqa: E402
@@ -33,6 +35,29 @@ def plot_limits(target: GaussianMixture) -> tuple[float, float]:
 
 
 @torch.no_grad()
+def image_grid(images: torch.Tensor, pad: int = 1) -> np.ndarray:
+    """Images (n, C, H, W) in [−1, 1] tiled row by row into one (rows·H, cols·W[, 3])
+    array in [0, 1]; 3 channels are shown as RGB (stacked MNIST), 1 as grey."""
+    n, c, h, w = images.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2).numpy()
+    grid = np.ones((c, rows * (h + pad) + pad, cols * (w + pad) + pad), dtype=np.float32)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + q * (w + pad)
+        grid[:, top:top + h, left:left + w] = x[i]
+    return grid[0] if c == 1 else grid.transpose(1, 2, 0)
+
+
+def plot_image_grid(images: torch.Tensor, path: str | Path, title: str = "") -> None:
+    fig, ax = plt.subplots(figsize=(5, 5.3))
+    ax.imshow(image_grid(images), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
 def plot_samples(
     samples: torch.Tensor,
     target: GaussianMixture,
@@ -41,7 +66,11 @@ def plot_samples(
     title: str = "",
     max_points: int = 2500,
 ) -> None:
-    """Generated points (dots) over the true means (crosses), D(x) as a heat-map behind."""
+    """Generated points (dots) over the true means (crosses), D(x) as a heat-map behind;
+    for images (n, C, H, W), a grid of the first 64 (or ``max_points``)."""
+    if samples.ndim == 4:
+        plot_image_grid(samples[:min(64, max_points)], path, title)
+        return
     fig, ax = plt.subplots(figsize=(5.5, 5))
     lo, hi = plot_limits(target)
     if discriminator is not None and target.dim == 2:

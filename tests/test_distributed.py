@@ -38,7 +38,7 @@ def single_process_on_both_batches(steps: int) -> dict:
     """The same training in one process, each step on rank 0's and rank 1's batches joined."""
     cfg = load_config(None, SETTINGS + [f"train.steps={steps}"])
     target = build_target(cfg)
-    g, d = build_models(cfg, target.dim)
+    g, d = build_models(cfg, target.shape)
     opt_g, opt_d = make_optimizers(cfg, g, d)
     objective = get_objective(cfg.objective.name)
     rngs = [torch.Generator().manual_seed(cfg.train.seed + r * RANK_SEED_OFFSET) for r in (0, 1)]

@@ -81,7 +81,7 @@ def test_stacked_resume_equals_uninterrupted(tmp_path, tiny):
 def test_stacked_gradients_are_per_seed(tiny):
     """Each copy's gradient is the gradient of its own loss only."""
     cfg = load_config(None, tiny + ["train.seeds=2"])
-    g, d = build_players(cfg, 2)
+    g, d = build_players(cfg, (2,))
     assert isinstance(d, Stacked) and d.seeds == 2
     x = torch.randn(2, 8, 2)
     out = d(x)

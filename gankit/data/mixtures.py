@@ -53,6 +53,11 @@ class GaussianMixture:
         return self.means.shape[1]
 
     @property
+    def shape(self) -> tuple[int]:
+        """The shape of one sample, (d,)."""
+        return (self.dim,)
+
+    @property
     def num_modes(self) -> int:
         return self.means.shape[0]
 

@@ -23,14 +23,15 @@ def double_backward():
 
 
 def pack(x: torch.Tensor, m: int) -> torch.Tensor:
-    """Concatenate m consecutive samples: (n·m, ...) → (n, m·prod(...)).
+    """Concatenate m consecutive samples along the first feature axis: (n·m, d) →
+    (n, m·d); images (n·m, C, H, W) → (n, m·C, H, W), the PacGAN paper's channel stacking.
 
     PacGAN (Lin et al. 2018, "PacGAN: The power of two samples in generative adversarial
     networks", §3): D judges m samples jointly, all from the data or all from G.
     """
     if x.shape[0] % m:
         raise ValueError(f"batch of {x.shape[0]} samples cannot be packed in groups of {m}")
-    return x.reshape(x.shape[0] // m, -1)
+    return x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
 
 
 class Packed(nn.Module):

@@ -107,7 +107,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
                               f"device is {device.type}; allowed here: "
                               f"{'float32' if field == 'precision' else 'false'}")
     target = build_target(cfg)
-    generator, discriminator = build_players(cfg, target.dim)
+    generator, discriminator = build_players(cfg, target.shape)
     generator.to(device), discriminator.to(device)
     if t.channels_last:  # convolution weights in NHWC order; inputs follow them
         generator.to(memory_format=torch.channels_last)

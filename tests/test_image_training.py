@@ -1,0 +1,62 @@
+"""Training and evaluating convolutional GANs on image data through the usual loop."""
+
+import json
+
+import pytest
+import torch
+
+from gankit.cli import main
+from gankit.config import load_config
+from gankit.errors import GankitError
+from gankit.metrics import classifier as clf
+from gankit.metrics import images
+from gankit.nets.layers import pack
+from gankit.train import train
+
+TINY_IMAGES = ["model.g_width=8", "model.d_width=8", "model.z_dim=8", "train.steps=4",
+               "train.batch_size=8", "train.log_every=2", "train.checkpoint_every=2",
+               "train.device='cpu'"]
+
+
+@pytest.fixture
+def small_classifiers(tmp_path, monkeypatch):
+    """Evaluation classifiers trained for a few steps in a temporary cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setitem(clf.STEPS, 8, 30)
+    monkeypatch.setitem(clf.STEPS, 28, 30)
+    monkeypatch.setattr(clf, "_LOADED", {})
+    monkeypatch.setattr(images, "STACKED_EVAL_SAMPLES", 500)  # PacGAN's 26,000 take ~30 s
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("config", ["digits-dcgan", "stacked-mnist-pacgan"])
+def test_dcgan_configs_train_and_evaluate(tmp_path, small_classifiers, config, capsys):
+    cfg = load_config(f"configs/{config}.toml", TINY_IMAGES)
+    summary = train(cfg, tmp_path / "run", progress=False)
+    m = summary["metrics"]
+    for key in ("fd", "kid", "precision", "recall", "modes", "kl", "classifier_accuracy"):
+        assert key in m
+    assert m["num_modes"] == (1000 if config.startswith("stacked") else 10)
+    assert (tmp_path / "run" / "samples.png").stat().st_size > 0
+    assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["fd"] == pytest.approx(m["fd"])
+
+
+def test_packing_images_stacks_channels():
+    x = torch.arange(4 * 3 * 2 * 2.0).reshape(4, 3, 2, 2)
+    packed = pack(x, 2)
+    assert packed.shape == (2, 6, 2, 2)
+    assert torch.equal(packed[1, 3:], x[3])  # the second pack's second sample
+
+
+def test_image_configs_refuse_what_does_not_fit(tmp_path):
+    for extra, field in ((["model.generator='mlp'"], "model.generator"),
+                         (["train.seeds=2"], "train.seeds"),
+                         (["tricks.virtual_batch_norm=true"], "tricks.virtual_batch_norm")):
+        with pytest.raises(GankitError, match=field):
+            load_config("configs/digits-dcgan.toml", extra)
+    with pytest.raises(GankitError, match="data.root"):
+        load_config("configs/mnist5k-dcgan.toml", ["data.name='mnist'"])

@@ -203,7 +203,18 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def print_columns(metrics: dict, floor: dict, title: str) -> None:
+    from gankit.report import format_metric
+
+    print(title)
+    width = max(len(k) for k in metrics)
+    print(f"  {'':<{width}}  {'run':>12}  {'real floor':>12}")
+    for k, v in metrics.items():
+        print(f"  {k:<{width}}  {format_metric(v):>12}  {format_metric(floor.get(k)):>12}")
+
+
 def cmd_eval(args) -> int:
+    from gankit.data.images import is_image_dataset
     from gankit.evaluate import load_run, seed_players
 
     cfg, generator, discriminator, state = load_run(args.run_dir)
@@ -214,8 +225,17 @@ def cmd_eval(args) -> int:
         result = {"run": args.run_dir, "step": step, **results[0]}
     else:
         result = {"run": args.run_dir, "step": step, **seed_means(results), "per_seed": results}
+    if is_image_dataset(cfg.data.name):  # what real held-out data scores, beside the run
+        from gankit.metrics.images import real_data_floor
+
+        result["floor"] = real_data_floor(cfg.data.name, cfg.data.root or None)
     if args.json:
         print(json.dumps(result))
+        return 0
+    if "floor" in result:
+        print_columns(result["metrics"], result["floor"],
+                      f"{args.run_dir} (step {step}) · generated samples vs the real-data floor "
+                      "(test split against train split)")
         return 0
     for r in results if len(results) > 1 else []:
         print_metrics(r["metrics"], f"{args.run_dir} (step {step}) · seed {r['seed']} · raw")

@@ -42,7 +42,11 @@ def test_dcgan_configs_train_and_evaluate(tmp_path, small_classifiers, config, c
     assert m["num_modes"] == (1000 if config.startswith("stacked") else 10)
     assert (tmp_path / "run" / "samples.png").stat().st_size > 0
     assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["metrics"]["fd"] == pytest.approx(m["fd"])
+    r = json.loads(capsys.readouterr().out)
+    assert r["metrics"]["fd"] == pytest.approx(m["fd"])
+    assert r["floor"]["modes"] > 0 and r["floor"]["fd"] < r["metrics"]["fd"]
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    assert "real floor" in capsys.readouterr().out
 
 
 def test_packing_images_stacks_channels():

@@ -246,8 +246,6 @@ def combination_problems(cfg: Config) -> list[str]:
         if cfg.train.seeds > 1:  # G's batch norm updates running statistics in place
             problems.append("train.seeds: dcgan networks train one seed per process; "
                             "allowed: 1")
-        if cfg.train.snapshot_every:
-            problems.append("train.snapshot_every: snapshots are for 2-D mixtures; allowed: 0")
     if cfg.data.name == "mnist" and not cfg.data.root:
         problems.append("data.root: mnist needs the directory of its IDX files")
     return problems

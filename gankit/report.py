@@ -35,11 +35,11 @@ def plot_limits(target: GaussianMixture) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def image_grid(images: torch.Tensor, pad: int = 1) -> np.ndarray:
+def image_grid(images: torch.Tensor, pad: int = 1, cols: int | None = None) -> np.ndarray:
     """Images (n, C, H, W) in [−1, 1] tiled row by row into one (rows·H, cols·W[, 3])
     array in [0, 1]; 3 channels are shown as RGB (stacked MNIST), 1 as grey."""
     n, c, h, w = images.shape
-    cols = math.ceil(math.sqrt(n))
+    cols = cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     x = ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2).numpy()
     grid = np.ones((c, rows * (h + pad) + pad, cols * (w + pad) + pad), dtype=np.float32)
@@ -55,6 +55,37 @@ def plot_image_grid(images: torch.Tensor, path: str | Path, title: str = "") -> 
     ax.imshow(image_grid(images), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def plot_fixed_z(steps, snapshots, path: str | Path, rows: int = 8, cols: int = 8) -> None:
+    """The same latents over training: one row per snapshot (up to ``rows``, evenly
+    spaced, the last included), the first ``cols`` images of each."""
+    pick = np.unique(np.linspace(0, len(steps) - 1, min(rows, len(steps))).round().astype(int))
+    images = torch.from_numpy(np.concatenate([snapshots[i][:cols] for i in pick]))
+    fig, ax = plt.subplots(figsize=(cols * 0.6 + 1, len(pick) * 0.6 + 0.6))
+    ax.imshow(image_grid(images, cols=cols), cmap="gray", vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_yticks([(i + 0.5) * (images.shape[-2] + 1) for i in range(len(pick))],
+                  [f"step {int(steps[i])}" for i in pick], fontsize=7)
+    ax.set_xticks([])
+    ax.set_title("fixed latents over training", fontsize=9)
+    _save(fig, path)
+
+
+def plot_nearest_neighbours(samples: torch.Tensor, train: torch.Tensor, path: str | Path,
+                            n: int = 8, k: int = 5) -> None:
+    """Each of ``n`` generated images (left column) beside its ``k`` nearest training
+    images in pixel space: copies of the training set would show up as twins."""
+    fake = samples[:n].float()
+    dist = torch.cdist(fake.flatten(1), train.float().flatten(1))
+    nearest = dist.topk(k, largest=False).indices
+    rows = [torch.cat([fake[i:i + 1], train[nearest[i]].float()]) for i in range(len(fake))]
+    fig, ax = plt.subplots(figsize=((k + 1) * 0.7 + 0.4, len(fake) * 0.7 + 0.6))
+    ax.imshow(image_grid(torch.cat(rows), cols=k + 1), cmap="gray", vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(f"generated | {k} nearest training images (L2)", fontsize=8)
     _save(fig, path)
 
 
@@ -133,15 +164,22 @@ def format_metric(value: Any) -> str:
 
 
 def snapshot_frames(run_dir: Path, target: GaussianMixture | None) -> list[tuple[int, str]]:
-    """(step, base64 PNG) for each snapshot of a 2-D run (empty when there are none)."""
-    import io as _io
-
+    """(step, base64 PNG) for each snapshot of a 2-D or image run (empty when none)."""
     from gankit.io import read_snapshots
 
     path = run_dir / "snapshots.npz"
     if not path.exists():
         return []
     steps, samples = read_snapshots(path)
+    if samples.ndim == 5:  # images (snapshots, n, C, H, W): one grid per snapshot
+        frames = []
+        for step, images in zip(steps, samples):
+            fig, ax = plt.subplots(figsize=(3.6, 3.8))
+            ax.imshow(image_grid(torch.from_numpy(images)), cmap="gray", vmin=0, vmax=1,
+                      interpolation="nearest")
+            ax.set_axis_off(), ax.set_title(f"step {int(step)}", fontsize=9)
+            frames.append((int(step), _png_base64(fig)))
+        return frames
     if samples.ndim != 3 or samples.shape[2] != 2:
         return []
     lo, hi = plot_limits(target) if target is not None else (samples.min(), samples.max())
@@ -154,11 +192,20 @@ def snapshot_frames(run_dir: Path, target: GaussianMixture | None) -> list[tuple
         ax.scatter(pts[:, 0], pts[:, 1], s=3, c="black", alpha=0.6)
         ax.set_xlim(lo, hi), ax.set_ylim(lo, hi), ax.set_aspect("equal")
         ax.set_title(f"step {int(step)}", fontsize=9)
-        buf = _io.BytesIO()
-        fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-        plt.close(fig)
-        frames.append((int(step), base64.b64encode(buf.getvalue()).decode()))
+        frames.append((int(step), _png_base64(fig)))
     return frames
+
+
+def _png_base64(fig) -> str:
+    import io as _io
+
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+PICTURES = ("samples.png", "losses.png", "fixed_z.png", "neighbours.png")
 
 
 def _slider(index: int, frames: list[tuple[int, str]]) -> str:
@@ -193,7 +240,7 @@ def write_html_report(
     )
     cards = ""
     for i, d in enumerate(run_dirs):
-        imgs = "".join(_img(d / n) for n in ("samples.png", "losses.png") if (d / n).exists())
+        imgs = "".join(_img(d / n) for n in PICTURES if (d / n).exists())
         frames = snapshot_frames(d, targets[i] if targets else None)
         slider = _slider(i, frames) if frames else ""
         cards += f"<section><h2>{html.escape(str(d))}</h2>{imgs}{slider}</section>"

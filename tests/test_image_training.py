@@ -34,8 +34,13 @@ def small_classifiers(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("config", ["digits-dcgan", "stacked-mnist-pacgan"])
 def test_dcgan_configs_train_and_evaluate(tmp_path, small_classifiers, config, capsys):
-    cfg = load_config(f"configs/{config}.toml", TINY_IMAGES)
+    cfg = load_config(f"configs/{config}.toml", TINY_IMAGES + ["train.snapshot_every=2"])
     summary = train(cfg, tmp_path / "run", progress=False)
+    for picture in ("samples.png", "fixed_z.png", "neighbours.png"):
+        assert (tmp_path / "run" / picture).stat().st_size > 0
+    assert main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").read_text().count("step 2") >= 1  # the fixed-z slider
+    capsys.readouterr()
     m = summary["metrics"]
     for key in ("fd", "kid", "precision", "recall", "modes", "kl", "classifier_accuracy"):
         assert key in m

@@ -254,7 +254,9 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
             bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}")
         if snapshots is not None and step % t.snapshot_every == 0:
             _, first_g, _ = next(seed_players(cfg, sampler, discriminator))  # the first seed
-            snapshots.add(step, generate(cfg, first_g, 500, t.seed + EVAL_SEED_OFFSET).numpy())
+            n_fixed = 64 if len(target.shape) == 3 else 500  # images: a grid; 2-D: points
+            snapshots.add(step, generate(cfg, first_g, n_fixed,
+                                         t.seed + EVAL_SEED_OFFSET).numpy())
         if checkpointing:
             save(step)
         bar.update(1)
@@ -285,7 +287,7 @@ def check_resumable(saved: Config, new: Config) -> None:
 
 def finish(cfg, out, generator, discriminator, target, run_info, wall_time) -> dict:
     """Evaluate (each seed), draw the pictures and write summary.json."""
-    from gankit.report import plot_losses, plot_samples
+    from gankit.report import plot_fixed_z, plot_losses, plot_nearest_neighbours, plot_samples
 
     result = evaluate_run(cfg, generator, discriminator, target)
     for (seed_cfg, _, d), samples in zip(seed_players(cfg, generator, discriminator),
@@ -295,6 +297,10 @@ def finish(cfg, out, generator, discriminator, target, run_info, wall_time) -> d
         plot_samples(samples, target, d, out / name,
                      title=f"{cfg.data.name} · {cfg.objective.name} · seed {seed_cfg.train.seed}")
     plot_losses(io.read_metrics(out / "metrics.jsonl"), out / "losses.png")
+    if len(target.shape) == 3:  # images: memorisation check, and the fixed-z grid
+        plot_nearest_neighbours(samples, target.images, out / "neighbours.png")
+        if (out / "snapshots.npz").exists():
+            plot_fixed_z(*io.read_snapshots(out / "snapshots.npz"), out / "fixed_z.png")
     summary = {**result, "steps": cfg.train.steps, "wall_time_s": wall_time, **run_info}
     io.write_json(out / "summary.json", summary)
     return summary

@@ -34,7 +34,6 @@ def plot_limits(target: GaussianMixture) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-@torch.no_grad()
 def image_grid(images: torch.Tensor, pad: int = 1, cols: int | None = None) -> np.ndarray:
     """Images (n, C, H, W) in [−1, 1] tiled row by row into one (rows·H, cols·W[, 3])
     array in [0, 1]; 3 channels are shown as RGB (stacked MNIST), 1 as grey."""
@@ -73,6 +72,7 @@ def plot_fixed_z(steps, snapshots, path: str | Path, rows: int = 8, cols: int = 
     _save(fig, path)
 
 
+@torch.no_grad()
 def plot_nearest_neighbours(samples: torch.Tensor, train: torch.Tensor, path: str | Path,
                             n: int = 8, k: int = 5) -> None:
     """Each of ``n`` generated images (left column) beside its ``k`` nearest training
@@ -89,6 +89,7 @@ def plot_nearest_neighbours(samples: torch.Tensor, train: torch.Tensor, path: st
     _save(fig, path)
 
 
+@torch.no_grad()
 def plot_samples(
     samples: torch.Tensor,
     target: GaussianMixture,

@@ -114,8 +114,9 @@ def _pm(mean, se, fmt: str, scale: float = 1.0) -> str:
 
 
 def format_modes(r: dict) -> str:
+    threads = f"{r['threads']} thread" + ("s" if r["threads"] != 1 else "")
     lines = [f"{r['dataset']} · {r['seeds']} seeds per method, trained together in one process "
-             f"({r['threads']} threads, torch {r['torch']}) · mean ± standard error",
+             f"({threads}, torch {r['torch']}) · mean ± standard error",
              f"{'method':<26} {'steps':>6} {'modes':>13} {'high quality %':>15} "
              f"{'reverse KL':>15} {'s/seed':>7}"]
     for row in r["rows"]:

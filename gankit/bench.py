@@ -117,15 +117,19 @@ def dcgan():
 
 def gankit_loop_steps_per_s(batch: int, steps: int) -> float:
     """gankit's own loop (``gankit.train``) on the toy MLP, timed by the loop itself."""
-    cfg = load_config(None, TOY + [f"train.batch_size={batch}", f"train.steps={steps}",
-                                   f"train.log_every={steps}", f"train.checkpoint_every={steps}",
-                                   "train.eval_samples=100"])
+    return steps / train_seconds(None, TOY + [
+        f"train.batch_size={batch}", f"train.steps={steps}", f"train.log_every={steps}",
+        f"train.checkpoint_every={steps}", "train.eval_samples=100"])
+
+
+def train_seconds(path: Path | None, overrides: list[str]) -> float:
+    """Wall time of the training loop alone (not start-up, evaluation or plotting) of the
+    config ``path`` with ``overrides``, run in a temporary directory."""
     out = Path(tempfile.mkdtemp(prefix="gankit-bench-"))
     try:
-        summary = train(cfg, out / "run", progress=False)
+        return train(load_config(path, overrides), out / "run", progress=False)["wall_time_s"]
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    return steps / summary["wall_time_s"]
 
 
 def row(model: str, batch: int, ours, theirs, flops: int, peak: float, repeats: int) -> dict:

@@ -133,7 +133,7 @@ def format_modes(r: dict) -> str:
 def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100) -> dict:
     """Wall time of ``seeds`` sequential single-seed runs against one ``seeds``-seed run,
     for the toy MLP and for the recipe's networks, at batch ``batch``."""
-    from gankit.bench import TOY, matmul_gflops
+    from gankit.bench import TOY, matmul_gflops, train_seconds
 
     models = {"toy MLP 2x128": (None, TOY), "gankit recipe": (recipe_path(), [])}
     rows = []
@@ -142,21 +142,12 @@ def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100) -> dict:
                             "train.snapshot_every=0", "train.eval_samples=100",
                             f"train.log_every={steps}", f"train.checkpoint_every={steps}",
                             "train.device='cpu'"]
-        sequential = sum(_train_seconds(path, base + [f"train.seed={s}"]) for s in range(seeds))
-        together = _train_seconds(path, base + [f"train.seeds={seeds}"])
+        sequential = sum(train_seconds(path, base + [f"train.seed={s}"]) for s in range(seeds))
+        together = train_seconds(path, base + [f"train.seeds={seeds}"])
         rows.append({"model": name, "sequential_s": sequential, "together_s": together,
                      "speedup": sequential / together})
     return {"seeds": seeds, "steps": steps, "batch": batch, "rows": rows,
             "matmul_gflops": matmul_gflops(), "threads": torch.get_num_threads()}
-
-
-def _train_seconds(path: Path | None, overrides: list[str]) -> float:
-    """The training loop's own wall time (not start-up, evaluation or plotting)."""
-    out = Path(tempfile.mkdtemp(prefix="gankit-seeds-"))
-    try:
-        return train(load_config(path, overrides), out / "run", progress=False)["wall_time_s"]
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
 
 
 def format_seeds(r: dict) -> str:

@@ -72,21 +72,6 @@ def seed_players(cfg: Config, generator, discriminator) -> Iterator[tuple[Config
                discriminator.unstack(i))
 
 
-def evaluate_run(cfg: Config, generator, discriminator, target=None) -> dict:
-    """Metrics of each seed of a run: ``metrics`` (over S > 1 seeds: their mean, with
-    ``metrics_stderr`` and ``per_seed``; a metric undefined for some seeds is averaged
-    over the others) and ``samples`` (a list, one entry per seed)."""
-    per_seed, samples = [], []
-    for seed_cfg, g, _ in seed_players(cfg, generator, discriminator):
-        metrics, x = evaluate_generator(seed_cfg, g, target)
-        per_seed.append({"seed": seed_cfg.train.seed, "metrics": metrics})
-        samples.append(x)
-    if len(per_seed) == 1:
-        return {"metrics": per_seed[0]["metrics"], "samples": samples}
-    return {**summarize_seeds([p["metrics"] for p in per_seed]), "per_seed": per_seed,
-            "samples": samples}
-
-
 def summarize_seeds(per_seed: list[dict]) -> dict:
     """``metrics``: the mean over seeds of each metric, ``metrics_stderr``: its standard
     error (a metric undefined for some seeds, like reverse_kl, over the others)."""

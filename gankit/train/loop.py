@@ -14,7 +14,13 @@ from gankit import io
 from gankit.build import build_players, build_target, resolve_device
 from gankit.config import Config, from_dict
 from gankit.errors import GankitError
-from gankit.evaluate import EVAL_SEED_OFFSET, evaluate_run, generate, seed_players
+from gankit.evaluate import (
+    EVAL_SEED_OFFSET,
+    evaluate_generator,
+    generate,
+    seed_players,
+    summarize_seeds,
+)
 from gankit.nets.mlp import sample_latent
 from gankit.nets.stacked import Rng, per_seed
 from gankit.objectives import get_objective, with_label_smoothing
@@ -286,18 +292,22 @@ def check_resumable(saved: Config, new: Config) -> None:
 
 
 def finish(cfg, out, generator, discriminator, target, run_info, wall_time) -> dict:
-    """Evaluate (each seed), draw the pictures and write summary.json."""
+    """Evaluate each seed, draw the pictures and write summary.json: ``metrics`` (over
+    S > 1 seeds their mean, with ``metrics_stderr`` and ``per_seed``)."""
     from gankit.report import plot_fixed_z, plot_losses, plot_nearest_neighbours, plot_samples
 
-    result = evaluate_run(cfg, generator, discriminator, target)
-    for (seed_cfg, _, d), samples in zip(seed_players(cfg, generator, discriminator),
-                                         result.pop("samples")):
+    per_seed = []
+    for seed_cfg, g, d in seed_players(cfg, generator, discriminator):
+        metrics, samples = evaluate_generator(seed_cfg, g, target)
+        per_seed.append({"seed": seed_cfg.train.seed, "metrics": metrics})
         name = "samples.png" if seed_cfg.train.seed == cfg.train.seed else \
             f"samples_seed{seed_cfg.train.seed}.png"
         plot_samples(samples, target, d, out / name,
                      title=f"{cfg.data.name} · {cfg.objective.name} · seed {seed_cfg.train.seed}")
+    result = {"metrics": metrics} if len(per_seed) == 1 else \
+        {**summarize_seeds([p["metrics"] for p in per_seed]), "per_seed": per_seed}
     plot_losses(io.read_metrics(out / "metrics.jsonl"), out / "losses.png")
-    if len(target.shape) == 3:  # images: memorisation check, and the fixed-z grid
+    if len(target.shape) == 3:  # images (one seed): memorisation check, fixed-z grid
         plot_nearest_neighbours(samples, target.images, out / "neighbours.png")
         if (out / "snapshots.npz").exists():
             plot_fixed_z(*io.read_snapshots(out / "snapshots.npz"), out / "fixed_z.png")

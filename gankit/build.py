@@ -12,6 +12,8 @@ from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nets.layers import Packed
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 from gankit.nets.stacked import Stacked
+from gankit.objectives import KERNEL_OBJECTIVES, Objective, get_objective, with_label_smoothing
+from gankit.variants.mmd import make_kernel
 
 
 def resolve_device(name: str) -> torch.device:
@@ -36,6 +38,16 @@ def build_target(cfg: Config, split: str = "train") -> GaussianMixture | ImageDa
     return mixture(d.name)
 
 
+def build_objective(cfg: Config) -> Objective:
+    """The game ``objective.name`` names, with its kernel (gmmn, mmd-gan) and one-sided
+    label smoothing (``tricks.label_smoothing``) applied."""
+    o = cfg.objective
+    objective = get_objective(o.name)
+    if o.name in KERNEL_OBJECTIVES:
+        objective = KERNEL_OBJECTIVES[o.name](make_kernel(o.kernel, o.bandwidths))
+    return with_label_smoothing(objective, cfg.tricks.label_smoothing)
+
+
 def build_players(cfg: Config, data_shape: tuple[int, ...]
                   ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """G and D for training: with ``train.seeds = S > 1`` each is a ``Stacked`` of the S
@@ -43,7 +55,10 @@ def build_players(cfg: Config, data_shape: tuple[int, ...]
     if cfg.train.seeds == 1:
         return build_models(cfg, data_shape)
     pairs = [build_models(cfg, data_shape, cfg.train.seed + i) for i in range(cfg.train.seeds)]
-    return Stacked([g for g, _ in pairs]), Stacked([d for _, d in pairs])
+    discriminator = pairs[0][1]  # without parameters (gmmn) it acts on any leading dims
+    if any(True for _ in discriminator.parameters()):
+        discriminator = Stacked([d for _, d in pairs])
+    return Stacked([g for g, _ in pairs]), discriminator
 
 
 def build_models(
@@ -56,16 +71,20 @@ def build_models(
     returns n logits, so the training step is unchanged.
     """
     m, tricks, pack = cfg.model, cfg.tricks, cfg.tricks.pack
+    # D's outputs: one logit, or the embedding MMD-GAN's kernel compares
+    out_dim = cfg.objective.embedding_dim if cfg.objective.name == "mmd-gan" else 1
     torch.manual_seed(cfg.train.seed if seed is None else seed)
     if m.generator == "dcgan":  # images: data_shape is (C, H, W)
         channels, size = data_shape[0], data_shape[-1]
         generator = DCGANGenerator(size, channels, m.z_dim, m.g_width, m.z_dist)
-        discriminator = DCGANDiscriminator(size, channels * pack, m.d_width)
-        return generator, (Packed(discriminator, pack) if pack > 1 else discriminator)
-    data_dim = data_shape[0]
-    generator = MLPGenerator(data_dim, m.z_dim, m.g_width, m.g_depth, m.activation, m.z_dist,
-                             tricks.virtual_batch_norm, tricks.vbn_reference_size)
-    discriminator = MLPDiscriminator(data_dim * pack, m.d_width, m.d_depth, m.activation,
-                                     tricks.minibatch_discrimination,
-                                     tricks.minibatch_kernel_dim)
+        discriminator = DCGANDiscriminator(size, channels * pack, m.d_width, out_dim)
+    else:
+        data_dim = data_shape[0]
+        generator = MLPGenerator(data_dim, m.z_dim, m.g_width, m.g_depth, m.activation,
+                                 m.z_dist, tricks.virtual_batch_norm, tricks.vbn_reference_size)
+        discriminator = MLPDiscriminator(data_dim * pack, m.d_width, m.d_depth, m.activation,
+                                         tricks.minibatch_discrimination,
+                                         tricks.minibatch_kernel_dim, out_dim)
+    if cfg.objective.name == "gmmn":  # the kernel compares the data themselves, flattened
+        discriminator = torch.nn.Flatten(-len(data_shape))
     return generator, (Packed(discriminator, pack) if pack > 1 else discriminator)

@@ -27,6 +27,7 @@ from gankit.data.mixtures import PRESETS
 from gankit.errors import GankitError
 from gankit.nets.mlp import ACTIVATIONS, LATENT_DISTRIBUTIONS
 from gankit.objectives import OBJECTIVES
+from gankit.variants.mmd import DEFAULT_BANDWIDTHS, KERNELS
 
 
 def spec(default: Any, **rules: Any) -> Any:
@@ -60,6 +61,12 @@ class ModelConfig:
 class ObjectiveConfig:
     name: str = spec("nonsaturating", choices=tuple(OBJECTIVES))
     gp_weight: float = spec(10.0, min=0.0)
+    weight_clip: float = spec(0.0, min=0.0)  # c: D's weights clamped to [−c, c]; 0 = off
+    # gmmn and mmd-gan: the kernel, its bandwidths σ (gaussian) or shapes α (rational
+    # quadratic), and mmd-gan's embedding size (D's outputs)
+    kernel: str = spec("gaussian", choices=KERNELS)
+    bandwidths: list[float] = spec(list(DEFAULT_BANDWIDTHS), gt=0.0)
+    embedding_dim: int = spec(16, min=1, max=65536)
 
 
 @dataclass
@@ -165,8 +172,8 @@ def _check_value(where: str, value: Any, ftype: Any, rules: dict[str, Any]) -> s
         return None
     if str(ftype).startswith("list"):
         n = rules.get("length")
-        if not isinstance(value, list) or (n is not None and len(value) != n):
-            return f"{where}: expected a list of {n} numbers, got {value!r}"
+        if not isinstance(value, list) or len(value) != (n or len(value) or 1):
+            return f"{where}: expected a list of {n or 'one or more'} numbers, got {value!r}"
         for v in value:
             if not number_ok(v, float) or ranges(v):
                 return f"{where}: expected numbers {ranges(v) or 'finite'}, got {value!r}"
@@ -246,6 +253,14 @@ def combination_problems(cfg: Config) -> list[str]:
         if cfg.train.seeds > 1:  # G's batch norm updates running statistics in place
             problems.append("train.seeds: dcgan networks train one seed per process; "
                             "allowed: 1")
+    if cfg.objective.name == "gmmn":  # no discriminator: nothing for D's tricks to act on
+        for name, value, off in (("pack", tricks.pack, 1), ("unroll_steps", tricks.unroll_steps, 0),
+                                 ("minibatch_discrimination", tricks.minibatch_discrimination, 0),
+                                 ("feature_matching", tricks.feature_matching, False),
+                                 ("historical_averaging", tricks.historical_averaging, 0.0)):
+            if value != off:
+                problems.append(f"tricks.{name}: {value!r} acts on a discriminator and gmmn has "
+                                f"none; allowed with gmmn: {str(off).lower()}")
     if cfg.data.name == "mnist" and not cfg.data.root:
         problems.append("data.root: mnist needs the directory of its IDX files")
     return problems

@@ -15,7 +15,9 @@ from gankit.data.images import is_image_dataset
 from gankit.errors import GankitError
 from gankit.metrics.modes import mode_metrics
 from gankit.nets.mlp import sample_latent
+from gankit.nets.stacked import Stacked
 from gankit.theory import mean_and_stderr
+from gankit.variants.mmd import mixture_mmd
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation noise is fixed per run, apart from training noise
 
@@ -51,13 +53,15 @@ def evaluate_generator(cfg: Config, generator, target=None) -> tuple[dict, torch
 
 
 def sample_metrics(cfg: Config, samples: torch.Tensor, target=None) -> dict:
-    """The metrics that fit the run's data: modes / high quality / reverse KL on mixtures;
+    """The metrics that fit the run's data: modes / high quality / reverse KL and the MMD
+    two-sample test on mixtures;
     FD, KID, precision, recall, classifier score, modes and KL on images."""
     if is_image_dataset(cfg.data.name):
         from gankit.metrics.images import image_metrics
 
         return image_metrics(samples, cfg.data.name, cfg.data.root or None)
-    return mode_metrics(samples, target if target is not None else build_target(cfg))
+    target = target if target is not None else build_target(cfg)
+    return {**mode_metrics(samples, target), **mixture_mmd(samples, target, seed=cfg.train.seed)}
 
 
 def seed_players(cfg: Config, generator, discriminator) -> Iterator[tuple[Config, object, object]]:
@@ -68,8 +72,9 @@ def seed_players(cfg: Config, generator, discriminator) -> Iterator[tuple[Config
         return
     for i in range(cfg.train.seeds):
         train = dataclasses.replace(cfg.train, seed=cfg.train.seed + i, seeds=1)
+        # (gmmn's D, without parameters, is one module for all seeds)
         yield (dataclasses.replace(cfg, train=train), generator.unstack(i),
-               discriminator.unstack(i))
+               discriminator.unstack(i) if isinstance(discriminator, Stacked) else discriminator)
 
 
 def summarize_seeds(per_seed: list[dict]) -> dict:

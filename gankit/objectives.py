@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from gankit.errors import GankitError
 from gankit.nets.layers import double_backward
 from gankit.nets.stacked import per_seed
+from gankit.variants.mmd import DEFAULT_BANDWIDTHS, Kernel, gaussian_kernel, mmd2
 
 Tensor = torch.Tensor
 
@@ -138,13 +139,17 @@ class Objective:
     """A GAN game: D's cost on (real, fake) outputs and G's cost on fake outputs.
 
     ``gradient_penalty`` says whether the training step adds λ·``gradient_penalty``
-    to D's cost (WGAN-GP).
+    to D's cost (WGAN-GP). ``needs_real``: G's cost compares D's outputs on its batch
+    with those on a real batch, ``generator(fake, real)`` (MMD). ``adversarial = False``:
+    there is no D to train (GMMN: D is a fixed feature map, ``discriminator`` is None).
     """
 
     name: str
-    discriminator: Callable[[Tensor, Tensor], Tensor]
-    generator: Callable[[Tensor], Tensor]
+    discriminator: Callable[[Tensor, Tensor], Tensor] | None
+    generator: Callable[..., Tensor]
     gradient_penalty: bool = False
+    needs_real: bool = False
+    adversarial: bool = True
 
 
 @dataclass(frozen=True)
@@ -203,6 +208,25 @@ def fgan_generator(name: str) -> Callable[[Tensor], Tensor]:
     return lambda fake: -d.conjugate_of_activation(fake).mean()
 
 
+def gmmn(kernel: Kernel) -> Objective:
+    """Generative moment matching network: G minimises MMD²(p, p_g) under a fixed kernel,
+    with no discriminator. Li, Swersky & Zemel (2015), "Generative Moment Matching
+    Networks", eq. 3 (unbiased); Dziugaite, Roy & Ghahramani (2015)."""
+    return Objective("gmmn", None, lambda fake, real: mmd2(real, fake, kernel),
+                     needs_real=True, adversarial=False)
+
+
+def mmd_gan(kernel: Kernel) -> Objective:
+    """MMD-GAN: min_G max_f MMD²(f(x), f(G(z))), the kernel k(f(x), f(y)) learned by
+    D = f, a feature network with ``objective.embedding_dim`` outputs. Li et al. (2017),
+    "MMD GAN: Towards Deeper Understanding of Moment Matching Network", eq. 4 (there with
+    √MMD² for G and weight clipping on f: ``objective.weight_clip``)."""
+    return Objective("mmd-gan", lambda real, fake: -mmd2(real, fake, kernel),
+                     lambda fake, real: mmd2(real, fake, kernel), needs_real=True)
+
+
+KERNEL_OBJECTIVES: dict[str, Callable[[Kernel], Objective]] = {"gmmn": gmmn, "mmd-gan": mmd_gan}
+
 OBJECTIVES: dict[str, Objective] = {
     "minimax": Objective("minimax", discriminator_loss, minimax),
     "nonsaturating": Objective("nonsaturating", discriminator_loss, nonsaturating),
@@ -215,6 +239,8 @@ OBJECTIVES: dict[str, Objective] = {
         "wasserstein_gp", wasserstein_critic, wasserstein_generator, gradient_penalty=True
     ),
 }
+OBJECTIVES.update({name: make(gaussian_kernel(DEFAULT_BANDWIDTHS))
+                   for name, make in KERNEL_OBJECTIVES.items()})
 OBJECTIVES.update({
     f"f-gan:{name}": Objective(f"f-gan:{name}", fgan_discriminator(name), fgan_generator(name))
     for name in FGAN

@@ -90,6 +90,24 @@ def plot_nearest_neighbours(samples: torch.Tensor, train: torch.Tensor, path: st
 
 
 @torch.no_grad()
+def _discriminator_map(discriminator, lo: float, hi: float, n: int = 200):
+    """D(x) on an n×n grid over [lo, hi]², or None where D is not a classifier (gmmn has
+    no D; mmd-gan's D is an embedding)."""
+    if discriminator is None or not list(discriminator.parameters()):
+        return None
+    device = next(discriminator.parameters()).device
+    ticks = torch.linspace(lo, hi, n)
+    xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
+    grid = torch.stack([xx.flatten(), yy.flatten()], 1).to(device)
+    critic = getattr(discriminator, "pointwise", discriminator)  # packed D: m copies
+    # chunks of 256: a minibatch-discrimination D compares all pairs within a batch
+    logits = torch.cat([critic(chunk).float() for chunk in grid.split(256)])
+    if logits.ndim != 1:
+        return None
+    return torch.sigmoid(logits).reshape(n, n).cpu().numpy()
+
+
+@torch.no_grad()
 def plot_samples(
     samples: torch.Tensor,
     target: GaussianMixture,
@@ -105,16 +123,9 @@ def plot_samples(
         return
     fig, ax = plt.subplots(figsize=(5.5, 5))
     lo, hi = plot_limits(target)
-    if discriminator is not None and target.dim == 2:
-        device = next(discriminator.parameters()).device
-        ticks = torch.linspace(lo, hi, 200)
-        xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
-        grid = torch.stack([xx.flatten(), yy.flatten()], 1).to(device)
-        critic = getattr(discriminator, "pointwise", discriminator)  # packed D: m copies
-        # chunks of 256: a minibatch-discrimination D compares all pairs within a batch
-        logits = torch.cat([critic(chunk).float() for chunk in grid.split(256)])
-        d = torch.sigmoid(logits).reshape(200, 200).cpu().numpy()
-        im = ax.imshow(d, origin="lower", extent=(lo, hi, lo, hi), cmap="RdBu_r", vmin=0,
+    heat = _discriminator_map(discriminator, lo, hi) if target.dim == 2 else None
+    if heat is not None:
+        im = ax.imshow(heat, origin="lower", extent=(lo, hi, lo, hi), cmap="RdBu_r", vmin=0,
                        vmax=1, alpha=0.55, interpolation="bilinear")
         m = getattr(discriminator, "m", 1)
         label = "D(x)" if m == 1 else f"D(x, …, x): a pack of {m} copies of x"

@@ -30,6 +30,8 @@ CASES = {
     "minibatch+vbn": ["tricks.minibatch_discrimination=4", "tricks.virtual_batch_norm=true"],
     "unroll+history+fm": ["tricks.unroll_steps=2", "tricks.historical_averaging=0.01",
                           "tricks.feature_matching=true"],
+    "mmd-gan+clip": ["objective.name='mmd-gan'", "objective.weight_clip=0.3"],
+    "gmmn": ["objective.name='gmmn'", "objective.bandwidths=[0.1, 1.0]"],
 }
 
 
@@ -52,10 +54,15 @@ def test_stacked_seeds_reproduce_single_runs(tmp_path, tiny, extra):
         # steps of up to lr there; the networks' outputs do not depend on it.
         skip = ("net.0.bias", "net.2.bias") if "tricks.virtual_batch_norm=true" in extra else ()
         assert_close_state(g.state_dict(), g_ref.state_dict(), atol=5e-5, skip=skip)
-        assert_close_state(d.state_dict(), d_ref.state_dict(), atol=5e-5)
+        # Likewise MMD-GAN's kernel sees only differences of embeddings, so the bias of
+        # D's output layer (a translation of the embedding) has zero exact gradient.
+        mmd = "objective.name='mmd-gan'" in extra
+        assert_close_state(d.state_dict(), d_ref.state_dict(), atol=5e-5,
+                           skip=("net.4.bias",) if mmd else ())
         z, x = torch.randn(64, cfg.model.z_dim), torch.randn(64, 2)
         torch.testing.assert_close(g(z), g_ref(z), atol=1e-3, rtol=0)
-        torch.testing.assert_close(d(x), d_ref(x), atol=1e-3, rtol=0)
+        centre = (lambda out: out - out.mean(0)) if mmd else (lambda out: out)
+        torch.testing.assert_close(centre(d(x)), centre(d_ref(x)), atol=1e-3, rtol=0)
         assert summary["per_seed"][i]["seed"] == 5 + i
         assert summary["per_seed"][i]["metrics"] == pytest.approx(s["metrics"], abs=2e-3)
     m = [p["metrics"]["high_quality"] for p in summary["per_seed"]]

@@ -44,14 +44,18 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, size: int = 28, channels: int = 1, width: int = 64) -> None:
+    def __init__(self, size: int = 28, channels: int = 1, width: int = 64,
+                 out_dim: int = 1) -> None:
         super().__init__()
-        s = _base(size)
+        s, self.out_dim = _base(size), out_dim
         self.body = nn.Sequential(
             nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten())
-        self.head = nn.Linear(2 * width * s * s, 1)
+        self.head = nn.Linear(2 * width * s * s, out_dim)  # a logit, or an MMD-GAN embedding
 
     def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor:
         h = self.body(x)
-        return h if features else self.head(h).squeeze(-1)
+        if features:
+            return h
+        out = self.head(h)
+        return out.squeeze(-1) if self.out_dim == 1 else out

@@ -97,7 +97,8 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """D: x (in_dim) → ``depth`` hidden layers of ``width`` → one logit σ⁻¹(D(x)).
+    """D: x (in_dim) → ``depth`` hidden layers of ``width`` → one logit σ⁻¹(D(x)) (or
+    ``out_dim`` outputs: an embedding, for MMD-GAN).
 
     ``forward(x, features=True)`` returns the last hidden layer (for feature matching).
     With ``minibatch_kernels = B > 0`` a ``MinibatchDiscrimination`` layer adds B
@@ -112,13 +113,15 @@ class MLPDiscriminator(nn.Module):
         activation: str = "relu",
         minibatch_kernels: int = 0,
         minibatch_kernel_dim: int = 5,
+        out_dim: int = 1,
     ) -> None:
         super().__init__()
-        self.net = mlp([in_dim] + [width] * depth + [1], activation)
+        self.out_dim = out_dim
+        self.net = mlp([in_dim] + [width] * depth + [out_dim], activation)
         self.mbd = None
         if minibatch_kernels:
             self.mbd = MinibatchDiscrimination(width, minibatch_kernels, minibatch_kernel_dim)
-            self.net[-1] = nn.Linear(width + minibatch_kernels, 1)
+            self.net[-1] = nn.Linear(width + minibatch_kernels, out_dim)
 
     def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor:
         h = x
@@ -128,4 +131,5 @@ class MLPDiscriminator(nn.Module):
             return h
         if self.mbd is not None:
             h = torch.cat([h, self.mbd(h)], dim=1)
-        return self.net[-1](h).squeeze(-1)
+        out = self.net[-1](h)
+        return out.squeeze(-1) if self.out_dim == 1 else out

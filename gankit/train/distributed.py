@@ -62,7 +62,7 @@ def teardown(world: World) -> None:
 
 def wrap(module: nn.Module, world: World, device: torch.device) -> nn.Module:
     """``module`` as DistributedDataParallel (rank 0's weights broadcast to all ranks)."""
-    if not world.distributed:
+    if not world.distributed or not list(module.parameters()):  # (gmmn's fixed D)
         return module
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids)

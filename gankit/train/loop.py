@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gankit import io
-from gankit.build import build_players, build_target, resolve_device
+from gankit.build import build_objective, build_players, build_target, resolve_device
 from gankit.config import Config, from_dict
 from gankit.errors import GankitError
 from gankit.evaluate import (
@@ -23,7 +23,6 @@ from gankit.evaluate import (
 )
 from gankit.nets.mlp import sample_latent
 from gankit.nets.stacked import Rng, per_seed
-from gankit.objectives import get_objective, with_label_smoothing
 from gankit.train import distributed
 from gankit.train.distributed import RANK_SEED_OFFSET, World
 from gankit.train.guard import FiniteGuard, StopRequested, run_lock
@@ -39,6 +38,8 @@ def make_optimizers(cfg: Config, generator, discriminator):
     # fused Adam: one kernel per step on CPU and CUDA (torch >= 2.4; we require >= 2.6)
     opt_g = torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=tuple(t.betas_g),
                              fused=True)
+    if not list(discriminator.parameters()):  # gmmn: nothing to train against
+        return opt_g, None
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=tuple(t.betas_d),
                              fused=True)
     return opt_g, opt_d
@@ -127,7 +128,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
         else contextlib.nullcontext()
     opt_g, opt_d = make_optimizers(cfg, generator, discriminator)
     tricks = cfg.tricks
-    objective = with_label_smoothing(get_objective(cfg.objective.name), tricks.label_smoothing)
+    objective = build_objective(cfg)
     rng = seed_generators(cfg, device, world.rank)  # all data, noise and GP draws
     pack, start, lr_scale, rollbacks = tricks.pack, 0, 1.0, 0
     history = {"d": None, "g": None}  # historical averaging of each player's parameters
@@ -149,7 +150,8 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
         check_resumable(from_dict(state["config"], str(ckpt_path)), cfg)
         for obj, key in ((generator, "generator"), (discriminator, "discriminator"),
                          (opt_g, "opt_g"), (opt_d, "opt_d")):
-            obj.load_state_dict(state[key])
+            if obj is not None:  # (gmmn has no optimizer for D)
+                obj.load_state_dict(state[key])
         set_rng_state(rng, state["rng"] if not world.distributed else
                       state["rng_ranks"][world.rank])
         for key, h in history.items():
@@ -187,7 +189,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
             "rollbacks": rollbacks, "rng": rngs[0], "rng_ranks": rngs,
             "world_size": world.size,
             "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict() if opt_d else None,
             **{f"history_{k}": h.state_dict() for k, h in history.items() if h is not None},
             **({"generator_ema": ema.module.state_dict()} if ema is not None else {}),
         })
@@ -207,17 +209,22 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
     while step < t.steps:
         step += 1
         frac = 1 - (step - 1) / t.steps if t.lr_schedule == "linear" else 1.0
-        opt_d.param_groups[0]["lr"] = t.lr_d * frac * lr_scale
-        opt_g.param_groups[0]["lr"] = t.lr_g * frac * lr_scale
+        for opt, lr in ((opt_d, t.lr_d), (opt_g, t.lr_g)):
+            if opt is not None:  # (gmmn has no D)
+                opt.param_groups[0]["lr"] = lr * frac * lr_scale
         logging = step % t.log_every == 0 or step == t.steps
         stats: dict = {}
         with autocast:  # bfloat16 only with train.precision = "bfloat16"
-            for k in range(t.d_steps):
+            for k in range(t.d_steps if objective.adversarial else 0):
                 real, z = per_seed(rng, draw_real), per_seed(rng, draw_latent)
                 fake = discriminator_step(g_step, d_step, opt_d, objective, real, z, rng,
                                           cfg.objective.gp_weight, stats,
-                                          logging and k == t.d_steps - 1, history["d"])
+                                          logging and k == t.d_steps - 1, history["d"],
+                                          cfg.objective.weight_clip)
                 guard.observe(step, "D", stats["loss_d"])
+            if not objective.adversarial:  # gmmn: G alone, against a fixed kernel
+                real, z = per_seed(rng, draw_real), per_seed(rng, draw_latent)
+                fake = g_step(z)
             # D is only read in G's update: the bare network, which DDP's hooks do not watch
             generator_step(g_step, discriminator, opt_g, objective, fake, stats, logging,
                            real=real, match_features=tricks.feature_matching,
@@ -257,7 +264,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
             record = {"step": step, **{k: float(v) for k, v in stats.items()},
                       "wall_time": time.perf_counter() - wall0}
             log.write(record)
-            bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}")
+            bar.set_postfix({k: f"{record[k]:.3f}" for k in ("loss_d", "loss_g") if k in record})
         if snapshots is not None and step % t.snapshot_every == 0:
             _, first_g, _ = next(seed_players(cfg, sampler, discriminator))  # the first seed
             n_fixed = 64 if len(target.shape) == 3 else 500  # images: a grid; 2-D: points

@@ -34,8 +34,12 @@ def discriminator_step(
     stats: dict | None = None,
     detailed: bool = False,
     history: HistoricalAverage | None = None,
+    weight_clip: float = 0.0,
 ) -> torch.Tensor:
     """Update D once on (real, G(z)); return the fake batch with its graph to G kept.
+
+    ``weight_clip = c > 0`` clamps D's weights to [−c, c] after the update (WGAN's and
+    MMD-GAN's way of keeping D Lipschitz / its embedding bounded).
 
     D's loss goes into ``stats`` as a tensor (no host sync); with ``detailed`` also mean
     D(real), mean D(fake) and the gradient norm. With S seeds in parallel (``Stacked``
@@ -63,6 +67,10 @@ def discriminator_step(
                          d_fake=torch.sigmoid(fake_logits.detach()).mean(),
                          grad_norm_d=grad_norm(discriminator))
     opt_d.step()
+    if weight_clip:
+        with torch.no_grad():
+            for p in discriminator.parameters():
+                p.clamp_(-weight_clip, weight_clip)
     if history is not None:
         history.update(discriminator)
     return fake
@@ -100,6 +108,8 @@ def generator_step(
     if match_features:
         loss = feature_matching(critic(real, features=True).detach(),
                                 critic(fake, features=True))
+    elif objective.needs_real:  # MMD: G's batch is compared with a real one
+        loss = objective.generator(critic(fake), critic(real).detach())
     else:
         loss = objective.generator(critic(fake))
     if seeds > 1:  # sum over seeds: each seed's own gradient (see discriminator_step)

@@ -40,6 +40,9 @@ METHODS: dict[str, list[str]] = {
     # (its L1 distances between all pairs of a batch), 10 keeps the 10-seed row affordable
     "minibatch discrimination": ["tricks.minibatch_discrimination=10"],
     "WGAN-GP": WGAN_GP,
+    # kernels over the raw 2-D points, from below the component σ to the layout's scale
+    "GMMN": ["objective.name='gmmn'", "objective.bandwidths=[0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]"],
+    "MMD-GAN": ["objective.name='mmd-gan'"],  # Gaussian σ ∈ {1, …, 16} on a 16-d embedding
     "gankit recipe": [],  # the settings of gankit/recipe.toml (see recipe_overrides)
 }
 # PacGAN (Lin et al. 2018) Table 1, 10 seeds: modes, % high quality, reverse KL.
@@ -105,6 +108,72 @@ def modes_table(dataset: str = "grid25", seeds: int = 10, steps: int | None = No
             shutil.rmtree(root, ignore_errors=True)
     return {"dataset": dataset, "seeds": seeds, "rows": rows, "published": PUBLISHED[dataset],
             "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+
+
+def adagan_table(dataset: str = "grid25", seeds: int = 10, components: int = 5,
+                 steps: int | None = None, out: Path | None = None,
+                 progress: bool = True) -> dict:
+    """AdaGAN with ``components`` plain non-saturating GANs of ``steps`` steps (default
+    2000) against one such GAN trained for components × steps, on ``seeds`` seeds. The
+    single GANs train together (``train.seeds``); the AdaGAN runs one seed after another."""
+    from gankit.evaluate import summarize_seeds
+    from gankit.variants.adagan import train_adagan
+
+    if dataset not in DATASETS:
+        raise GankitError(f"--dataset: {dataset!r} not supported; allowed: {', '.join(DATASETS)}")
+    steps = steps or 2000
+    root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="gankit-adagan-"))
+    data = [f"data.name='{dataset}'", "train.seed=0"]
+    rows = []
+
+    def row(method: str, total_steps: int, per_seed: list[dict], seconds: float) -> dict:
+        m = summarize_seeds(per_seed)
+        mean, se = m["metrics"], m["metrics_stderr"]
+        return {"method": method, "steps": total_steps, "seeds": seeds,
+                **{k: mean[k] for k in ("modes", "high_quality", "reverse_kl", "coverage")},
+                **{f"{k}_se": se[k] for k in ("modes", "high_quality", "reverse_kl",
+                                              "coverage")},
+                "seconds_per_seed": seconds / seeds, "seconds_total": seconds,
+                "per_seed": per_seed}
+
+    try:
+        single = load_config(None, BASE + data + [f"train.steps={components * steps}",
+                                                  f"train.seeds={seeds}"])
+        start = time.perf_counter()
+        summary = train(single, root / "single", progress=progress)
+        per_seed = [p["metrics"] for p in summary["per_seed"]] if seeds > 1 \
+            else [summary["metrics"]]
+        rows.append(row("GAN non-saturating", components * steps, per_seed,
+                        time.perf_counter() - start))
+        per_seed, start = [], time.perf_counter()
+        for s in range(seeds):
+            cfg = load_config(None, BASE + data[:1] + [
+                f"train.seed={s}", f"train.steps={steps}", f"adagan.components={components}"])
+            per_seed.append(train_adagan(cfg, root / f"adagan-seed{s}", progress=progress)
+                            ["metrics"])
+        rows.append(row(f"AdaGAN {components} × GAN", components * steps, per_seed,
+                        time.perf_counter() - start))
+    finally:
+        if out is None:
+            shutil.rmtree(root, ignore_errors=True)
+    return {"dataset": dataset, "seeds": seeds, "components": components, "rows": rows,
+            "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+
+
+def format_adagan(r: dict) -> str:
+    threads = f"{r['threads']} thread" + ("s" if r["threads"] != 1 else "")
+    lines = [f"{r['dataset']} · {r['seeds']} seeds · same total steps ({threads}, torch "
+             f"{r['torch']}) · mean ± standard error",
+             f"{'method':<20} {'steps':>6} {'modes':>13} {'high quality %':>15} "
+             f"{'reverse KL':>15} {'coverage C %':>13} {'s/seed':>7}"]
+    for row in r["rows"]:
+        lines.append(f"{row['method']:<20} {row['steps']:>6} "
+                     f"{_pm(row['modes'], row['modes_se'], '.1f'):>13} "
+                     f"{_pm(row['high_quality'], row['high_quality_se'], '.1f', 100):>15} "
+                     f"{_pm(row['reverse_kl'], row['reverse_kl_se'], '.3f'):>15} "
+                     f"{_pm(row['coverage'], row['coverage_se'], '.1f', 100):>13} "
+                     f"{row['seconds_per_seed']:>7.1f}")
+    return "\n".join(lines)
 
 
 def _pm(mean, se, fmt: str, scale: float = 1.0) -> str:

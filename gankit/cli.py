@@ -75,9 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mh-steps", type=int, default=100, help="MH proposals per sample")
 
     b = sub.add_parser("bench", help="benchmark tables")
-    b.add_argument("table", choices=("throughput", "modes", "seeds"),
+    b.add_argument("table", choices=("throughput", "modes", "seeds", "adagan"),
                    help="throughput: steps/s vs a hand-written loop; modes: mode collapse "
-                        "of each method over seeds; seeds: seeds together vs one by one")
+                        "of each method over seeds; seeds: seeds together vs one by one; "
+                        "adagan: an AdaGAN mixture vs one GAN with as many steps")
     b.add_argument("--json", action="store_true", help="print JSON")
     b.add_argument("--steps", type=int,
                    help="steps per run (throughput: timed steps, default 2000; modes: "
@@ -85,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--dataset", default="grid25", help="modes: ring8 or grid25")
     b.add_argument("--seeds", type=int, default=10, help="modes, seeds: seeds per method")
     b.add_argument("--methods", help="modes: comma-separated subset of the methods")
-    b.add_argument("--out", help="modes: keep the run directories under this directory")
+    b.add_argument("--out", help="modes, adagan: keep the run directories under this "
+                                 "directory")
+    b.add_argument("--components", type=int, default=5,
+                   help="adagan: components (each --steps steps, default 2000)")
 
     r = sub.add_parser("report", help="finished runs side by side in one HTML page")
     r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -134,12 +138,19 @@ def cmd_bench(args) -> int:
         raise GankitError(f"--steps: expected a positive number of steps, got {args.steps}")
     if not 1 <= args.seeds <= 1000:
         raise GankitError(f"--seeds: expected a number of seeds from 1 to 1000, got {args.seeds}")
+    if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()):
+        raise GankitError(f"--out: {args.out!r} is not empty; choose a new directory")
     if args.table == "throughput":
         result = bench.throughput(args.steps or 2000)
         text = bench.format_throughput
+    elif args.table == "adagan":
+        if not 1 <= args.components <= 100:
+            raise GankitError(f"--components: expected 1 to 100, got {args.components}")
+        result = bench_modes.adagan_table(args.dataset, args.seeds, args.components,
+                                          args.steps, Path(args.out) if args.out else None,
+                                          progress=not args.json)
+        text = bench_modes.format_adagan
     elif args.table == "modes":
-        if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()):
-            raise GankitError(f"--out: {args.out!r} is not empty; choose a new directory")
         methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
         result = bench_modes.modes_table(args.dataset, args.seeds, args.steps, methods,
                                          Path(args.out) if args.out else None,
@@ -183,13 +194,20 @@ def cmd_train(args, config_path: str | None, default_out: Path) -> int:
 
     cfg = load_config(config_path, args.set)
     out = Path(args.out) if args.out else default_out
-    summary = train(cfg, out, resume=getattr(args, "resume", False),
-                    progress=not getattr(args, "no_progress", False))
+    resume, progress = getattr(args, "resume", False), not getattr(args, "no_progress", False)
+    if cfg.adagan.components > 1:
+        from gankit.variants.adagan import train_adagan
+
+        summary = train_adagan(cfg, out, resume=resume, progress=progress)
+    else:
+        summary = train(cfg, out, resume=resume, progress=progress)
     if summary is None:  # a torchrun rank other than 0: rank 0 reports
         return 0
     seeds = f" · mean ± SE of {cfg.train.seeds} seeds" if cfg.train.seeds > 1 else ""
-    print_metrics(summary["metrics"], f"{cfg.data.name} · {cfg.objective.name} · "
-                  f"{cfg.train.steps} steps · {summary['wall_time_s']:.1f} s{seeds} → {out}",
+    game = cfg.objective.name if cfg.adagan.components == 1 else \
+        f"AdaGAN, {cfg.adagan.components} × {cfg.objective.name}"
+    print_metrics(summary["metrics"], f"{cfg.data.name} · {game} · "
+                  f"{summary['steps']} steps · {summary['wall_time_s']:.1f} s{seeds} → {out}",
                   summary.get("metrics_stderr"))
     return 0
 

@@ -110,12 +110,23 @@ class TrainConfig:
 
 
 @dataclass
+class AdaGANConfig:
+    """AdaGAN boosting (gankit.variants.adagan): components > 1 turns it on."""
+
+    components: int = spec(1, min=1, max=100)  # T components of train.steps steps each
+    beta: float = spec(0.0, min=0.0, lt=1.0)  # each new component's weight; 0 = 1/t
+    train_points: int = spec(20000, min=2, max=10_000_000)  # mixtures: the reweighted set
+    classifier_steps: int = spec(1000, min=1)  # the data-vs-mixture D behind the weights
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     tricks: TricksConfig = field(default_factory=TricksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    adagan: AdaGANConfig = field(default_factory=AdaGANConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -261,6 +272,9 @@ def combination_problems(cfg: Config) -> list[str]:
             if value != off:
                 problems.append(f"tricks.{name}: {value!r} acts on a discriminator and gmmn has "
                                 f"none; allowed with gmmn: {str(off).lower()}")
+    if cfg.adagan.components > 1 and cfg.train.seeds > 1:
+        problems.append("train.seeds: AdaGAN trains one seed per run (its data weights are "
+                        "per seed); allowed with adagan.components > 1: 1")
     if cfg.data.name == "mnist" and not cfg.data.root:
         problems.append("data.root: mnist needs the directory of its IDX files")
     return problems

@@ -13,7 +13,7 @@ from gankit.build import build_players, build_target
 from gankit.config import Config, from_dict
 from gankit.data.images import is_image_dataset
 from gankit.errors import GankitError
-from gankit.metrics.modes import mode_metrics
+from gankit.metrics.modes import coverage, mode_metrics
 from gankit.nets.mlp import sample_latent
 from gankit.nets.stacked import Stacked
 from gankit.theory import mean_and_stderr
@@ -34,7 +34,9 @@ def generate(
     generator.eval()
     out = []
     for start in range(0, n, 65536):
-        z = sample_latent(min(65536, n - start), cfg.model.z_dim, cfg.model.z_dist, rng, "cpu")
+        # (an AdaGAN mixture's latent has one more coordinate: the component)
+        z_dim = getattr(generator, "z_dim", cfg.model.z_dim)
+        z = sample_latent(min(65536, n - start), z_dim, cfg.model.z_dist, rng, "cpu")
         out.append(generator(z.to(device)).float().cpu())
     generator.train(was_training)
     return torch.cat(out)
@@ -61,7 +63,9 @@ def sample_metrics(cfg: Config, samples: torch.Tensor, target=None) -> dict:
 
         return image_metrics(samples, cfg.data.name, cfg.data.root or None)
     target = target if target is not None else build_target(cfg)
-    return {**mode_metrics(samples, target), **mixture_mmd(samples, target, seed=cfg.train.seed)}
+    seed = cfg.train.seed
+    return {**mode_metrics(samples, target), "coverage": coverage(samples, target, seed=seed),
+            **mixture_mmd(samples, target, seed=seed)}
 
 
 def seed_players(cfg: Config, generator, discriminator) -> Iterator[tuple[Config, object, object]]:
@@ -95,6 +99,10 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
         raise GankitError(f"{run_dir}: run directory not found")
     state = io.load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
     cfg = from_dict(state["config"], str(run_dir / "checkpoint.pt"))
+    if cfg.adagan.components > 1:  # the mixture, and the classifier of data vs mixture
+        from gankit.variants.adagan import load_adagan
+
+        return (cfg, *load_adagan(state, cfg, device), state)
     target = build_target(cfg)
     generator, discriminator = build_players(cfg, target.shape)
     try:

@@ -148,6 +148,34 @@ def plot_samples(
     _save(fig, path)
 
 
+def plot_adagan(panels: list[tuple], points: torch.Tensor, target: GaussianMixture,
+                path: str | Path) -> None:
+    """AdaGAN step by step: top, the mixture after t components, each sample coloured by
+    its component; bottom, the training points coloured by the weight component t
+    trained on (relative to uniform: 1 = as in the data, 0 = dropped)."""
+    cols = len(panels)
+    fig, axes = plt.subplots(2, cols, figsize=(3.2 * cols, 6.4), squeeze=False)
+    lo, hi = plot_limits(target)
+    colours = plt.get_cmap("tab10")
+    for t, (x, which, weights) in enumerate(panels):
+        top, bottom = axes[0, t], axes[1, t]
+        for c in range(t + 1):
+            pts = x[which == c].numpy()
+            top.scatter(pts[:, 0], pts[:, 1], s=2, color=colours(c % 10), label=f"G{c + 1}")
+        top.set_title(f"mixture of {t + 1}", fontsize=9)
+        rel = (weights * len(weights)).float().numpy()
+        order = rel.argsort()  # heaviest points drawn last, on top
+        im = bottom.scatter(points[order, 0].numpy(), points[order, 1].numpy(), s=1,
+                            c=rel[order], cmap="magma", vmin=0, vmax=max(2.0, rel.max()))
+        bottom.set_title(f"data weights for G{t + 1}", fontsize=9)
+        for ax in (top, bottom):
+            ax.set_xlim(lo, hi), ax.set_ylim(lo, hi), ax.set_aspect("equal")
+            ax.set_xticks([]), ax.set_yticks([])
+    axes[0, -1].legend(fontsize=6, markerscale=3, loc="upper right")
+    fig.colorbar(im, ax=axes[1, :].tolist(), fraction=0.02, label="weight × N")
+    _save(fig, path)
+
+
 def plot_losses(records: list[dict[str, Any]], path: str | Path) -> None:
     """Losses, D(real)/D(fake) and gradient norms over training, from metrics.jsonl."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))

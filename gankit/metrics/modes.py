@@ -47,3 +47,24 @@ def mode_metrics(
         "reverse_kl": reverse_kl,
         "samples": int(high_quality.numel()),
     }
+
+
+def coverage(samples: torch.Tensor, target: GaussianMixture, n_real: int = 2500,
+             seed: int = 0, quantile: float = 0.05) -> float:
+    """AdaGAN's coverage C = P_data(p̂_model(x) > t), t the 5th percentile of p̂_model over
+    the model's own samples: the data mass inside the region holding 95% of the model's
+    (Tolstikhin et al. 2017, §4.1). p̂_model is a Gaussian kernel density estimate on
+    ``samples`` with bandwidth the mixture's component σ (the scale the mode metrics judge
+    at); the data are ``n_real`` draws from ``target`` (fixed by ``seed``)."""
+    x = torch.as_tensor(samples, dtype=torch.float64).reshape(-1, target.dim)
+    x = x[torch.isfinite(x).all(dim=1)]
+    if len(x) == 0:
+        return 0.0
+    real = target.sample(n_real, torch.Generator().manual_seed(seed), dtype=torch.float64)
+    h = float(target.stds.median())
+
+    def log_density(points: torch.Tensor) -> torch.Tensor:  # up to a constant (same for all)
+        return torch.logsumexp(-torch.cdist(points, x).square() / (2 * h * h), dim=1)
+
+    threshold = torch.quantile(log_density(x), quantile)
+    return float((log_density(real) > threshold).double().mean())

@@ -64,9 +64,13 @@ def set_rng_state(rng: Rng, state) -> None:
 
 def train(
     cfg: Config, out: str | Path, resume: bool = False, progress: bool = True,
-    stop_after: int | None = None,
+    stop_after: int | None = None, data=None,
 ) -> dict | None:
     """Train the GAN ``cfg`` describes into run directory ``out``; return the summary.
+
+    ``data``: what real batches are drawn from (anything with ``sample(n, generator,
+    device)``), if not the config's data (AdaGAN's reweighted training set); evaluation
+    is always against the config's data.
 
     ``stop_after = s`` checkpoints at step s and returns None, as if the run had been
     stopped there: ``resume=True`` later continues it (training in chunks). SIGINT or
@@ -92,7 +96,7 @@ def train(
         with run_lock(out) if world.main else contextlib.nullcontext(), \
                 StopRequested() as stop:
             return _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
-                          world)
+                          world, data)
     finally:
         distributed.teardown(world)
 
@@ -106,7 +110,7 @@ class Interrupted(Exception):
 
 
 def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
-           world: World) -> dict | None:
+           world: World, data) -> dict | None:
     t = cfg.train
     for field, on in (("precision", t.precision == "bfloat16"), ("channels_last", t.channels_last)):
         if on and device.type != "cuda":
@@ -114,6 +118,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
                               f"device is {device.type}; allowed here: "
                               f"{'float32' if field == 'precision' else 'false'}")
     target = build_target(cfg)
+    data = target if data is None else data
     generator, discriminator = build_players(cfg, target.shape)
     generator.to(device), discriminator.to(device)
     if t.channels_last:  # convolution weights in NHWC order; inputs follow them
@@ -197,7 +202,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
     n = t.batch_size * pack  # D judges batch_size inputs, each a pack of m samples
 
     def draw_real(g: torch.Generator) -> torch.Tensor:
-        return target.sample(n, g, device)
+        return data.sample(n, g, device)
 
     def draw_latent(g: torch.Generator) -> torch.Tensor:
         return sample_latent(n, cfg.model.z_dim, cfg.model.z_dist, g, device)

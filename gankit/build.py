@@ -13,7 +13,7 @@ from gankit.nets.layers import Packed
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 from gankit.nets.stacked import Stacked
 from gankit.objectives import KERNEL_OBJECTIVES, Objective, get_objective, with_label_smoothing
-from gankit.variants.mmd import make_kernel
+from gankit.variants.mmd import AutoencodingCritic, make_kernel
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,6 +85,12 @@ def build_models(
         discriminator = MLPDiscriminator(data_dim * pack, m.d_width, m.d_depth, m.activation,
                                          tricks.minibatch_discrimination,
                                          tricks.minibatch_kernel_dim, out_dim)
+    if cfg.objective.autoencoder_weight:  # mmd-gan: a decoder from the embedding back to x
+        if m.generator == "dcgan":
+            decoder = DCGANGenerator(size, channels, out_dim, m.d_width)
+        else:
+            decoder = MLPGenerator(data_dim, out_dim, m.d_width, m.d_depth, m.activation)
+        discriminator = AutoencodingCritic(discriminator, decoder)
     if cfg.objective.name == "gmmn":  # the kernel compares the data themselves, flattened
         discriminator = torch.nn.Flatten(-len(data_shape))
     return generator, (Packed(discriminator, pack) if pack > 1 else discriminator)

@@ -67,6 +67,7 @@ class ObjectiveConfig:
     kernel: str = spec("gaussian", choices=KERNELS)
     bandwidths: list[float] = spec(list(DEFAULT_BANDWIDTHS), gt=0.0)
     embedding_dim: int = spec(16, min=1, max=65536)
+    autoencoder_weight: float = spec(0.0, min=0.0)  # mmd-gan: λ of D's decoder; 0 = none
 
 
 @dataclass
@@ -272,6 +273,13 @@ def combination_problems(cfg: Config) -> list[str]:
             if value != off:
                 problems.append(f"tricks.{name}: {value!r} acts on a discriminator and gmmn has "
                                 f"none; allowed with gmmn: {str(off).lower()}")
+    if cfg.objective.autoencoder_weight:
+        if cfg.objective.name != "mmd-gan":
+            problems.append(f"objective.autoencoder_weight: {cfg.objective.autoencoder_weight!r}"
+                            " needs D's embedding (objective.name = 'mmd-gan'); allowed: 0")
+        elif tricks.pack > 1:
+            problems.append(f"tricks.pack: {tricks.pack} with objective.autoencoder_weight "
+                            "(the decoder reconstructs single samples); allowed: 1")
     if cfg.adagan.components > 1 and cfg.train.seeds > 1:
         problems.append("train.seeds: AdaGAN trains one seed per run (its data weights are "
                         "per seed); allowed with adagan.components > 1: 1")

@@ -128,3 +128,26 @@ def test_mmd_config_errors(tiny):
         load_config(None, tiny + ["objective.name='gmmn'", "objective.bandwidths=[]"])
     with pytest.raises(GankitError, match="objective.kernel: got 'laplace'; allowed: gaussian"):
         load_config(None, tiny + ["objective.kernel='laplace'"])
+
+
+def test_mmd_gan_autoencoder_regulariser(tmp_path, tiny):
+    from gankit.build import build_players
+    from gankit.variants.mmd import AutoencodingCritic
+
+    over = tiny + ["objective.name='mmd-gan'", "objective.autoencoder_weight=8.0",
+                   "data.name='ring8'", "train.lr_d=1e-3", "train.steps=60"]
+    cfg = load_config(None, over)
+    _, d = build_players(cfg, (2,))
+    assert isinstance(d, AutoencodingCritic)
+    x = torch.randn(10, 2)
+    assert d(x).shape == (10, 16)
+    torch.testing.assert_close(d(x, reconstruction_error=True),
+                               (d.decoder(d.encoder(x)) - x).square().mean(1))
+    real = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    before = d(real, reconstruction_error=True).mean()
+    train(cfg, tmp_path / "run", progress=False)
+    _, _, trained, _ = load_run(tmp_path / "run")
+    # D's decoder learned to reconstruct the data from the embedding
+    assert trained(real, reconstruction_error=True).mean() < 0.5 * before
+    with pytest.raises(GankitError, match="objective.autoencoder_weight: 8.0 needs D's"):
+        load_config(None, tiny + ["objective.autoencoder_weight=8.0"])

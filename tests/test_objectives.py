@@ -42,7 +42,8 @@ def test_other_games_against_hand_computed():
     assert obj.wasserstein_generator(fake).item() == pytest.approx(0.85)
 
 
-@pytest.mark.parametrize("name", list(obj.OBJECTIVES))
+# the games on D's logits (gmmn and mmd-gan compare batches of embeddings: test_mmd.py)
+@pytest.mark.parametrize("name", [n for n, o in obj.OBJECTIVES.items() if not o.needs_real])
 def test_finite_values_and_gradients_at_extreme_logits(name):
     o = obj.get_objective(name)
     for real_val in EXTREME:

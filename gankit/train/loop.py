@@ -225,7 +225,8 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
                 fake = discriminator_step(g_step, d_step, opt_d, objective, real, z, rng,
                                           cfg.objective.gp_weight, stats,
                                           logging and k == t.d_steps - 1, history["d"],
-                                          cfg.objective.weight_clip)
+                                          cfg.objective.weight_clip,
+                                          cfg.objective.autoencoder_weight)
                 guard.observe(step, "D", stats["loss_d"])
             if not objective.adversarial:  # gmmn: G alone, against a fixed kernel
                 real, z = per_seed(rng, draw_real), per_seed(rng, draw_latent)

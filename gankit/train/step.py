@@ -35,8 +35,12 @@ def discriminator_step(
     detailed: bool = False,
     history: HistoricalAverage | None = None,
     weight_clip: float = 0.0,
+    autoencoder_weight: float = 0.0,
 ) -> torch.Tensor:
     """Update D once on (real, G(z)); return the fake batch with its graph to G kept.
+
+    ``autoencoder_weight = λ > 0`` (MMD-GAN with an ``AutoencodingCritic``) adds λ times
+    D's reconstruction error on both batches to its cost.
 
     ``weight_clip = c > 0`` clamps D's weights to [−c, c] after the update (WGAN's and
     MMD-GAN's way of keeping D Lipschitz / its embedding bounded).
@@ -53,6 +57,9 @@ def discriminator_step(
     if objective.gradient_penalty:
         # the bare D: DDP does not support the penalty's input gradient (create_graph)
         loss = loss + gp_weight * gradient_penalty(unwrap(discriminator), real, fake, rng)
+    if autoencoder_weight:
+        errors = [discriminator(x, reconstruction_error=True).mean() for x in (real, fake.detach())]
+        loss = loss + autoencoder_weight * (errors[0] + errors[1])
     # The sum of the S seeds' costs gives each seed's weights exactly its own gradient.
     if seeds > 1:  # (no extra op for one seed)
         loss = seeds * loss

@@ -124,3 +124,21 @@ def mixture_mmd(samples: Tensor, target, n: int = 1000, permutations: int = 200,
     value, p = mmd_test(x, y, gaussian_kernel([sigma * s for s in (1, 4, 16, 64)]),
                         permutations, g)
     return {"mmd2": value, "mmd_p": p}
+
+
+class AutoencodingCritic(torch.nn.Module):
+    """MMD-GAN's feature network with a decoder: ``forward(x)`` is the embedding f(x);
+    ``forward(x, reconstruction_error=True)`` is ‖x − dec(f(x))‖² / dim per sample, the
+    autoencoder term Li et al. (2017, §3) subtract from D's objective so that f stays
+    injective (a kernel on a non-injective f is not characteristic)."""
+
+    def __init__(self, encoder: torch.nn.Module, decoder: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    def forward(self, x: Tensor, features: bool = False,
+                reconstruction_error: bool = False) -> Tensor:
+        if not reconstruction_error:
+            return self.encoder(x, features=features)
+        error = self.decoder(self.encoder(x)) - x
+        return error.square().flatten(1).mean(1)

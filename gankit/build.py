@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+from torch import nn
 
 from gankit.config import Config
 from gankit.data.images import ImageData, is_image_dataset, load_images
@@ -10,7 +13,7 @@ from gankit.data.mixtures import GaussianMixture, mixture
 from gankit.errors import GankitError
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nets.layers import Packed
-from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
+from gankit.nets.mlp import FlatInput, ImageOutput, MLPDiscriminator, MLPGenerator
 from gankit.nets.stacked import Stacked
 from gankit.objectives import KERNEL_OBJECTIVES, Objective, get_objective, with_label_smoothing
 from gankit.variants.mmd import AutoencodingCritic, make_kernel
@@ -74,23 +77,28 @@ def build_models(
     # D's outputs: one logit, or the embedding MMD-GAN's kernel compares
     out_dim = cfg.objective.embedding_dim if cfg.objective.name == "mmd-gan" else 1
     torch.manual_seed(cfg.train.seed if seed is None else seed)
-    if m.generator == "dcgan":  # images: data_shape is (C, H, W)
-        channels, size = data_shape[0], data_shape[-1]
-        generator = DCGANGenerator(size, channels, m.z_dim, m.g_width, m.z_dist)
+    flat = math.prod(data_shape)  # MLPs see images (C, H, W) flattened
+    channels, size = data_shape[0], data_shape[-1]  # (of images)
+
+    def generator_net(z_dim: int, width: int, depth: int, vbn: bool = False) -> nn.Module:
+        if m.generator == "dcgan":
+            return DCGANGenerator(size, channels, z_dim, width, m.z_dist)
+        g = MLPGenerator(flat, z_dim, width, depth, m.activation, m.z_dist, vbn,
+                         tricks.vbn_reference_size)
+        return ImageOutput(g, data_shape) if len(data_shape) > 1 else g
+
+    generator = generator_net(m.z_dim, m.g_width, m.g_depth, tricks.virtual_batch_norm)
+    if m.discriminator == "dcgan":
         discriminator = DCGANDiscriminator(size, channels * pack, m.d_width, out_dim)
     else:
-        data_dim = data_shape[0]
-        generator = MLPGenerator(data_dim, m.z_dim, m.g_width, m.g_depth, m.activation,
-                                 m.z_dist, tricks.virtual_batch_norm, tricks.vbn_reference_size)
-        discriminator = MLPDiscriminator(data_dim * pack, m.d_width, m.d_depth, m.activation,
+        discriminator = MLPDiscriminator(flat * pack, m.d_width, m.d_depth, m.activation,
                                          tricks.minibatch_discrimination,
                                          tricks.minibatch_kernel_dim, out_dim)
+        if len(data_shape) > 1:
+            discriminator = FlatInput(discriminator, len(data_shape))
     if cfg.objective.autoencoder_weight:  # mmd-gan: a decoder from the embedding back to x
-        if m.generator == "dcgan":
-            decoder = DCGANGenerator(size, channels, out_dim, m.d_width)
-        else:
-            decoder = MLPGenerator(data_dim, out_dim, m.d_width, m.d_depth, m.activation)
-        discriminator = AutoencodingCritic(discriminator, decoder)
+        discriminator = AutoencodingCritic(discriminator,
+                                           generator_net(out_dim, m.d_width, m.d_depth))
     if cfg.objective.name == "gmmn":  # the kernel compares the data themselves, flattened
         discriminator = torch.nn.Flatten(-len(data_shape))
     return generator, (Packed(discriminator, pack) if pack > 1 else discriminator)

@@ -253,18 +253,19 @@ def combination_problems(cfg: Config) -> list[str]:
         problems.append(str(e))
     images, m, tricks = cfg.data.name in IMAGE_DATASETS, cfg.model, cfg.tricks
     for player in ("generator", "discriminator"):
-        if images != (getattr(m, player) == "dcgan"):
-            problems.append(f"model.{player}: {getattr(m, player)!r} does not fit data.name = "
-                            f"{cfg.data.name!r}; allowed: {'dcgan' if images else 'mlp'}")
-    if images:
-        for name, on in (("minibatch_discrimination", tricks.minibatch_discrimination),
-                         ("virtual_batch_norm", tricks.virtual_batch_norm)):
-            if on:
-                problems.append(f"tricks.{name}: not available for the dcgan networks yet; "
-                                "allowed: off")
-        if cfg.train.seeds > 1:  # G's batch norm updates running statistics in place
-            problems.append("train.seeds: dcgan networks train one seed per process; "
-                            "allowed: 1")
+        if not images and getattr(m, player) == "dcgan":
+            problems.append(f"model.{player}: 'dcgan' does not fit data.name = "
+                            f"{cfg.data.name!r} (not images); allowed: mlp")
+    for name, on, player in (
+            ("minibatch_discrimination", tricks.minibatch_discrimination, m.discriminator),
+            ("virtual_batch_norm", tricks.virtual_batch_norm, m.generator)):
+        if on and player == "dcgan":
+            problems.append(f"tricks.{name}: not available for the dcgan networks yet; "
+                            "allowed: off (or the mlp networks)")
+    if cfg.train.seeds > 1 and "dcgan" in (m.generator, m.discriminator):
+        # G's batch norm updates running statistics in place
+        problems.append("train.seeds: dcgan networks train one seed per process; allowed: 1 "
+                        "(or the mlp networks)")
     if cfg.objective.name == "gmmn":  # no discriminator: nothing for D's tricks to act on
         for name, value, off in (("pack", tricks.pack, 1), ("unroll_steps", tricks.unroll_steps, 0),
                                  ("minibatch_discrimination", tricks.minibatch_discrimination, 0),

@@ -87,6 +87,9 @@ def summarize_seeds(per_seed: list[dict]) -> dict:
     mean, stderr = {}, {}
     for k in per_seed[0]:
         values = [m[k] for m in per_seed if m[k] is not None]
+        if any(isinstance(v, str) for v in values):  # a label (dataset, classifier)
+            mean[k], stderr[k] = values[0] if len(set(values)) == 1 else None, None
+            continue
         mean[k], stderr[k] = (None, None) if not values else (values[0], None) \
             if len(values) == 1 else mean_and_stderr(torch.tensor(values, dtype=torch.float64))
     return {"metrics": mean, "metrics_stderr": stderr}

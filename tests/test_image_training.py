@@ -32,7 +32,8 @@ def small_classifiers(tmp_path, monkeypatch):
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("config", ["digits-dcgan", "stacked-mnist-pacgan"])
+@pytest.mark.parametrize("config", ["digits-dcgan", "stacked-mnist-pacgan", "digits-gmmn",
+                                    "digits-mmd-gan"])
 def test_dcgan_configs_train_and_evaluate(tmp_path, small_classifiers, config, capsys):
     cfg = load_config(f"configs/{config}.toml", TINY_IMAGES + ["train.snapshot_every=2"])
     summary = train(cfg, tmp_path / "run", progress=False)
@@ -61,9 +62,29 @@ def test_packing_images_stacks_channels():
     assert torch.equal(packed[1, 3:], x[3])  # the second pack's second sample
 
 
+def test_mlp_networks_on_flattened_images(tmp_path, small_classifiers):
+    """MLPs read and write images flattened; unlike DCGAN (batch norm) they train several
+    seeds together, with the tricks the DCGAN networks lack."""
+    mlp = ["model.generator='mlp'", "model.discriminator='mlp'", "train.seeds=2",
+           "tricks.pack=2", "tricks.minibatch_discrimination=3",
+           "tricks.virtual_batch_norm=true", "tricks.vbn_reference_size=4"]
+    cfg = load_config("configs/digits-dcgan.toml", TINY_IMAGES + mlp)
+    summary = train(cfg, tmp_path / "run", progress=False)
+    assert [p["seed"] for p in summary["per_seed"]] == [0, 1]
+    from gankit.evaluate import load_run
+
+    _, g, d, _ = load_run(tmp_path / "run")
+    x = g(torch.randn(2, 6, 8))
+    assert x.shape == (2, 6, 1, 8, 8)  # (seeds, n, C, H, W)
+    assert d(x).shape == (2, 3)  # packs of 2
+    single = load_config("configs/digits-dcgan.toml", TINY_IMAGES + mlp[:2])
+    assert train(single, tmp_path / "single", progress=False)["metrics"]["modes"] >= 0
+
+
 def test_image_configs_refuse_what_does_not_fit(tmp_path):
-    for extra, field in ((["model.generator='mlp'"], "model.generator"),
-                         (["train.seeds=2"], "train.seeds"),
+    with pytest.raises(GankitError, match="model.generator: 'dcgan' does not fit"):
+        load_config("configs/ring8-nonsaturating.toml", ["model.generator='dcgan'"])
+    for extra, field in ((["train.seeds=2"], "train.seeds"),
                          (["tricks.virtual_batch_norm=true"], "tricks.virtual_batch_norm")):
         with pytest.raises(GankitError, match=field):
             load_config("configs/digits-dcgan.toml", extra)

@@ -133,3 +133,27 @@ class MLPDiscriminator(nn.Module):
             h = torch.cat([h, self.mbd(h)], dim=1)
         out = self.net[-1](h)
         return out.squeeze(-1) if self.out_dim == 1 else out
+
+
+class ImageOutput(nn.Module):
+    """An MLP generator for images: its flat output reshaped to ``shape`` (C, H, W)."""
+
+    def __init__(self, net: MLPGenerator, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net, self.shape = net, tuple(shape)
+        self.z_dim, self.z_dist = net.z_dim, net.z_dist
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).unflatten(-1, self.shape)
+
+
+class FlatInput(nn.Module):
+    """An MLP discriminator for images: reads its ``dims``-dimensional inputs flattened
+    (a pack of m images stacked along channels becomes one m·C·H·W vector)."""
+
+    def __init__(self, net: MLPDiscriminator, dims: int = 3) -> None:
+        super().__init__()
+        self.net, self.dims, self.out_dim = net, dims, net.out_dim
+
+    def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor:
+        return self.net(x.flatten(-self.dims), features=features)

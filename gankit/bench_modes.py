@@ -160,20 +160,11 @@ def adagan_table(dataset: str = "grid25", seeds: int = 10, components: int = 5,
             "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
 
 
-def format_adagan(r: dict) -> str:
-    threads = f"{r['threads']} thread" + ("s" if r["threads"] != 1 else "")
-    lines = [f"{r['dataset']} · {r['seeds']} seeds · same total steps ({threads}, torch "
-             f"{r['torch']}) · mean ± standard error",
-             f"{'method':<20} {'steps':>6} {'modes':>13} {'high quality %':>15} "
-             f"{'reverse KL':>15} {'coverage C %':>13} {'s/seed':>7}"]
-    for row in r["rows"]:
-        lines.append(f"{row['method']:<20} {row['steps']:>6} "
-                     f"{_pm(row['modes'], row['modes_se'], '.1f'):>13} "
-                     f"{_pm(row['high_quality'], row['high_quality_se'], '.1f', 100):>15} "
-                     f"{_pm(row['reverse_kl'], row['reverse_kl_se'], '.3f'):>15} "
-                     f"{_pm(row['coverage'], row['coverage_se'], '.1f', 100):>13} "
-                     f"{row['seconds_per_seed']:>7.1f}")
-    return "\n".join(lines)
+# (header, key, format, scale, width) of the metric columns of the tables
+METRIC_COLUMNS = [("modes", "modes", ".1f", 1, 13),
+                  ("high quality %", "high_quality", ".1f", 100, 15),
+                  ("reverse KL", "reverse_kl", ".3f", 1, 15)]
+COVERAGE_COLUMN = ("coverage C %", "coverage", ".1f", 100, 13)
 
 
 def _pm(mean, se, fmt: str, scale: float = 1.0) -> str:
@@ -182,18 +173,32 @@ def _pm(mean, se, fmt: str, scale: float = 1.0) -> str:
     return format(mean * scale, fmt) + ("" if se is None else " ± " + format(se * scale, fmt))
 
 
-def format_modes(r: dict) -> str:
-    threads = f"{r['threads']} thread" + ("s" if r["threads"] != 1 else "")
-    lines = [f"{r['dataset']} · {r['seeds']} seeds per method, trained together in one process "
-             f"({threads}, torch {r['torch']}) · mean ± standard error",
-             f"{'method':<26} {'steps':>6} {'modes':>13} {'high quality %':>15} "
-             f"{'reverse KL':>15} {'s/seed':>7}"]
-    for row in r["rows"]:
-        lines.append(f"{row['method']:<26} {row['steps']:>6} "
-                     f"{_pm(row['modes'], row['modes_se'], '.1f'):>13} "
-                     f"{_pm(row['high_quality'], row['high_quality_se'], '.1f', 100):>15} "
-                     f"{_pm(row['reverse_kl'], row['reverse_kl_se'], '.3f'):>15} "
+def _method_rows(rows: list[dict], width: int, columns: list[tuple]) -> list[str]:
+    """The header and one line per method: steps, each column's mean ± SE, s/seed."""
+    lines = [f"{'method':<{width}} {'steps':>6} " + " ".join(f"{h:>{w}}" for h, *_, w in columns)
+             + f" {'s/seed':>7}"]
+    for row in rows:
+        cells = " ".join(f"{_pm(row[k], row[k + '_se'], f, scale):>{w}}"
+                         for _, k, f, scale, w in columns)
+        lines.append(f"{row['method']:<{width}} {row['steps']:>6} {cells} "
                      f"{row['seconds_per_seed']:>7.1f}")
+    return lines
+
+
+def _threads(r: dict) -> str:
+    return f"{r['threads']} thread" + ("s" if r["threads"] != 1 else "")
+
+
+def format_adagan(r: dict) -> str:
+    return "\n".join([f"{r['dataset']} · {r['seeds']} seeds · same total steps ({_threads(r)}, "
+                      f"torch {r['torch']}) · mean ± standard error",
+                      *_method_rows(r["rows"], 20, METRIC_COLUMNS + [COVERAGE_COLUMN])])
+
+
+def format_modes(r: dict) -> str:
+    lines = [f"{r['dataset']} · {r['seeds']} seeds per method, trained together in one process "
+             f"({_threads(r)}, torch {r['torch']}) · mean ± standard error",
+             *_method_rows(r["rows"], 26, METRIC_COLUMNS)]
     for name, modes, hq, rkl in r["published"]:
         lines.append(f"{name:<26} {'':>6} {modes:>13.1f} {hq:>15.1f} {rkl:>15.2f} {'':>7}")
     return "\n".join(lines)

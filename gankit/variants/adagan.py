@@ -225,7 +225,7 @@ def train_adagan(cfg: Config, out: str | Path, resume: bool = False,
     mixture = build_mixture(cfg, target.shape, state["states"], state["betas"]).to(device)
     metrics, samples = evaluate_generator(cfg, mixture, target)
     records = io.read_metrics(out / "adagan.jsonl")
-    if len(target.shape) == 1:  # mixtures: per-step panels coloured by component
+    if target.shape == (2,):  # 2-D mixtures: per-step panels coloured by component
         plot_adagan(step_panels(cfg, state, target, device), points, target,
                     out / "adagan.png")
     plot_samples(samples, target, None, out / "samples.png",

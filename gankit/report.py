@@ -245,7 +245,7 @@ def _png_base64(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-PICTURES = ("samples.png", "losses.png", "fixed_z.png", "neighbours.png")
+PICTURES = ("samples.png", "losses.png", "fixed_z.png", "neighbours.png", "adagan.png")
 
 
 def _slider(index: int, frames: list[tuple[int, str]]) -> str:

@@ -45,3 +45,27 @@ def test_no_high_quality_sample_and_non_finite_samples():
     ring = mixture("ring8")
     m = mode_metrics(torch.tensor([[5.0, 5.0], [float("nan"), 0.0], [float("inf"), 1.0]]), ring)
     assert m["modes"] == 0 and m["high_quality"] == 0.0 and m["reverse_kl"] is None
+
+
+def test_coverage_of_the_data_and_of_a_collapsed_model():
+    from gankit.metrics.modes import coverage
+
+    grid = mixture("grid25")
+    g = torch.Generator().manual_seed(3)
+    # the model is the data: 95% of the data lies in the model's 95% region
+    assert coverage(grid.sample(2500, g), grid, seed=1) == pytest.approx(0.95, abs=0.02)
+    # all mass on one of 25 modes: about 1/25 of the data is covered
+    one = grid.means[7] + 0.05 * torch.randn(2500, 2, generator=g, dtype=torch.float64)
+    assert coverage(one, grid, seed=1) == pytest.approx(1 / 25, abs=0.015)
+    assert coverage(torch.full((10, 2), float("nan")), grid) == 0.0
+
+
+def test_mixture_mmd_tells_a_shifted_model_from_the_data():
+    from gankit.variants.mmd import mixture_mmd
+
+    ring = mixture("ring8")
+    g = torch.Generator().manual_seed(4)
+    same = mixture_mmd(ring.sample(1000, g), ring, seed=5)
+    shifted = mixture_mmd(ring.sample(1000, g) + 0.05, ring, seed=5)
+    assert same["mmd_p"] > 0.05 and shifted["mmd_p"] < 0.01
+    assert shifted["mmd2"] > 10 * abs(same["mmd2"])

@@ -16,7 +16,9 @@ from gankit.nets.layers import Packed
 from gankit.nets.mlp import FlatInput, ImageOutput, MLPDiscriminator, MLPGenerator
 from gankit.nets.stacked import Stacked
 from gankit.objectives import KERNEL_OBJECTIVES, Objective, get_objective, with_label_smoothing
+from gankit.variants.infogan import InfoDiscriminator, InfoGenerator
 from gankit.variants.mmd import AutoencodingCritic, make_kernel
+from gankit.variants.semisupervised import ClassifierCritic
 
 
 def resolve_device(name: str) -> torch.device:
@@ -51,6 +53,12 @@ def build_objective(cfg: Config) -> Objective:
     return with_label_smoothing(objective, cfg.tricks.label_smoothing)
 
 
+def latent_dim(cfg: Config) -> int:
+    """The size of the latent vector G is fed: z_dim, plus one coordinate per InfoGAN
+    code (see ``InfoGenerator``)."""
+    return cfg.model.z_dim + len(cfg.infogan.categorical) + cfg.infogan.continuous
+
+
 def build_players(cfg: Config, data_shape: tuple[int, ...]
                   ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """G and D for training: with ``train.seeds = S > 1`` each is a ``Stacked`` of the S
@@ -73,9 +81,11 @@ def build_models(
     With ``tricks.pack = m > 1`` D is wrapped in ``Packed``: it takes m·n samples and
     returns n logits, so the training step is unchanged.
     """
-    m, tricks, pack = cfg.model, cfg.tricks, cfg.tricks.pack
-    # D's outputs: one logit, or the embedding MMD-GAN's kernel compares
-    out_dim = cfg.objective.embedding_dim if cfg.objective.name == "mmd-gan" else 1
+    m, tricks, pack, info = cfg.model, cfg.tricks, cfg.tricks.pack, cfg.infogan
+    # D's outputs: one logit, the embedding MMD-GAN's kernel compares, or the K class
+    # logits of the semi-supervised D
+    out_dim = cfg.objective.embedding_dim if cfg.objective.name == "mmd-gan" else \
+        10 if cfg.semisupervised_on else 1
     torch.manual_seed(cfg.train.seed if seed is None else seed)
     flat = math.prod(data_shape)  # MLPs see images (C, H, W) flattened
     channels, size = data_shape[0], data_shape[-1]  # (of images)
@@ -87,7 +97,12 @@ def build_models(
                          tricks.vbn_reference_size)
         return ImageOutput(g, data_shape) if len(data_shape) > 1 else g
 
-    generator = generator_net(m.z_dim, m.g_width, m.g_depth, tricks.virtual_batch_norm)
+    # (InfoGAN's G also reads its codes: one-hot categorical and continuous values)
+    generator = generator_net(m.z_dim + sum(info.categorical) + info.continuous, m.g_width,
+                              m.g_depth, tricks.virtual_batch_norm)
+    if cfg.infogan_on:
+        generator = InfoGenerator(generator, m.z_dim, info.categorical, info.continuous,
+                                  m.z_dist)
     if m.discriminator == "dcgan":
         discriminator = DCGANDiscriminator(size, channels * pack, m.d_width, out_dim)
     else:
@@ -99,6 +114,12 @@ def build_models(
     if cfg.objective.autoencoder_weight:  # mmd-gan: a decoder from the embedding back to x
         discriminator = AutoencodingCritic(discriminator,
                                            generator_net(out_dim, m.d_width, m.d_depth))
+    if cfg.semisupervised_on:  # D's logit is log Σ exp(class logits)
+        discriminator = ClassifierCritic(discriminator, out_dim, cfg.semisupervised.input_noise)
+    if cfg.infogan_on:  # Q reads D's last hidden layer
+        feature_dim = discriminator(torch.zeros(2, *data_shape), features=True).shape[-1]
+        discriminator = InfoDiscriminator(discriminator, feature_dim, info.categorical,
+                                          info.continuous, info.q_width)
     if cfg.objective.name == "gmmn":  # the kernel compares the data themselves, flattened
         discriminator = torch.nn.Flatten(-len(data_shape))
     return generator, (Packed(discriminator, pack) if pack > 1 else discriminator)

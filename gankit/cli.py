@@ -273,8 +273,12 @@ def evaluate_seed(args, cfg, generator, discriminator) -> dict:
     """Raw metrics of one seed's generator and, with ``--correct``, corrected ones."""
     from gankit.evaluate import EVAL_SEED_OFFSET, evaluate_generator, sample_metrics
     from gankit.sampling import corrected_samples
+    from gankit.variants import variant_metrics
 
     metrics, _ = evaluate_generator(cfg, generator)
+    # InfoGAN's code metrics, the semi-supervised D's test error (its labelled-only
+    # baseline is trained once, at the end of training: summary.json)
+    metrics.update(variant_metrics(cfg, generator, discriminator))
     result = {"seed": cfg.train.seed, "metrics": metrics}
     if args.correct:
         check_mh_steps(args.mh_steps)

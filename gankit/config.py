@@ -121,6 +121,27 @@ class AdaGANConfig:
 
 
 @dataclass
+class InfoGANConfig:
+    """InfoGAN codes (gankit.variants.infogan): any categorical or continuous code turns
+    it on."""
+
+    categorical: list[int] = spec([], min=2, max=1000, ints=True)  # K of each code
+    continuous: int = spec(0, min=0, max=64)  # codes uniform on [−1, 1]
+    weight: float = spec(1.0, min=0.0)  # λ of the mutual-information term
+    continuous_weight: float = spec(0.1, min=0.0)  # its continuous codes' share
+    q_width: int = spec(128, min=1, max=65536)  # hidden width of the Q head
+
+
+@dataclass
+class SemiSupervisedConfig:
+    """The (K+1)-class semi-supervised GAN (gankit.variants.semisupervised):
+    labels_per_class > 0 turns it on."""
+
+    labels_per_class: int = spec(0, min=0, max=1_000_000)  # 10: 100 labels on 10 classes
+    input_noise: float = spec(0.0, min=0.0)  # σ of Gaussian noise on D's inputs (training)
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -128,6 +149,16 @@ class Config:
     tricks: TricksConfig = field(default_factory=TricksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     adagan: AdaGANConfig = field(default_factory=AdaGANConfig)
+    infogan: InfoGANConfig = field(default_factory=InfoGANConfig)
+    semisupervised: SemiSupervisedConfig = field(default_factory=SemiSupervisedConfig)
+
+    @property
+    def infogan_on(self) -> bool:
+        return bool(self.infogan.categorical or self.infogan.continuous)
+
+    @property
+    def semisupervised_on(self) -> bool:
+        return self.semisupervised.labels_per_class > 0
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -183,12 +214,15 @@ def _check_value(where: str, value: Any, ftype: Any, rules: dict[str, Any]) -> s
             return f"{where}: got {value!r}; allowed: {rules['pattern'].replace('|', ', ')}"
         return None
     if str(ftype).startswith("list"):
-        n = rules.get("length")
-        if not isinstance(value, list) or len(value) != (n or len(value) or 1):
-            return f"{where}: expected a list of {n or 'one or more'} numbers, got {value!r}"
+        n, kind = rules.get("length"), int if rules.get("ints") else float
+        what = "integers" if kind is int else "numbers"
+        # a list of integers may be empty (no codes); one of numbers has one or more
+        if not isinstance(value, list) or (n is not None and len(value) != n) \
+                or (not value and kind is float):
+            return f"{where}: expected a list of {n or 'one or more'} {what}, got {value!r}"
         for v in value:
-            if not number_ok(v, float) or ranges(v):
-                return f"{where}: expected numbers {ranges(v) or 'finite'}, got {value!r}"
+            if not number_ok(v, kind) or ranges(v):
+                return f"{where}: expected {what} {ranges(v) or 'finite'}, got {value!r}"
         return None
     raise TypeError(f"unsupported field type {ftype!r}")  # a bug in gankit, not user input
 
@@ -284,8 +318,39 @@ def combination_problems(cfg: Config) -> list[str]:
     if cfg.adagan.components > 1 and cfg.train.seeds > 1:
         problems.append("train.seeds: AdaGAN trains one seed per run (its data weights are "
                         "per seed); allowed with adagan.components > 1: 1")
+    problems += variant_problems(cfg)
     if cfg.data.name == "mnist" and not cfg.data.root:
         problems.append("data.root: mnist needs the directory of its IDX files")
+    return problems
+
+
+def variant_problems(cfg: Config) -> list[str]:
+    """What InfoGAN and the semi-supervised GAN do not (yet) combine with."""
+    problems = []
+    t, o = cfg.tricks, cfg.objective.name
+    for name, on in (("infogan", cfg.infogan_on), ("semisupervised", cfg.semisupervised_on)):
+        if not on:
+            continue
+        field = "infogan.categorical" if name == "infogan" else "semisupervised.labels_per_class"
+        for what, bad in (("train.seeds", cfg.train.seeds > 1), ("tricks.pack", t.pack > 1),
+                          ("tricks.unroll_steps", t.unroll_steps > 0),
+                          ("adagan.components", cfg.adagan.components > 1)):
+            if bad:
+                problems.append(f"{what}: not available with {name} yet; allowed with "
+                                f"{field} set: {'0' if 'unroll' in what else '1'}")
+        if o in ("gmmn", "mmd-gan"):
+            problems.append(f"objective.name: {o!r} has no classifier D for {name}; allowed: "
+                            "a logit objective (nonsaturating, minimax, ...)")
+    if cfg.infogan_on and cfg.semisupervised_on:
+        problems.append("semisupervised.labels_per_class: not with infogan codes in one run; "
+                        "allowed: 0 (or infogan.categorical = [] and continuous = 0)")
+    if cfg.semisupervised_on:
+        if cfg.data.name not in ("digits", "mnist5k", "mnist"):
+            problems.append(f"semisupervised.labels_per_class: data.name = {cfg.data.name!r} "
+                            "has no class labels to learn; allowed: digits, mnist5k, mnist")
+        if o not in ("nonsaturating", "minimax"):
+            problems.append(f"objective.name: {o!r} with semisupervised; allowed: "
+                            "nonsaturating, minimax (D's cost is the cross-entropy)")
     return problems
 
 

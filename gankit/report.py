@@ -176,6 +176,34 @@ def plot_adagan(panels: list[tuple], points: torch.Tensor, target: GaussianMixtu
     _save(fig, path)
 
 
+def plot_traversal(grids: list[torch.Tensor], path: str | Path, span: float = 2.0) -> None:
+    """InfoGAN latent traversals of images: one panel per continuous code, rows the
+    values of the first categorical code, columns that continuous code from −span to
+    span (noise and the other codes fixed)."""
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 4.6), squeeze=False)
+    for j, (ax, grid) in enumerate(zip(axes[0], grids)):
+        rows, cols = grid.shape[:2]
+        ax.imshow(image_grid(grid.reshape(rows * cols, *grid.shape[2:]), cols=cols),
+                  cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(f"rows: categorical code · columns: continuous code {j + 1}, "
+                     f"{-span:g} → {span:g}", fontsize=8)
+    _save(fig, path)
+
+
+def plot_codes(samples: torch.Tensor, codes: torch.Tensor, target: GaussianMixture,
+               path: str | Path) -> None:
+    """InfoGAN on a 2-D mixture: generated points coloured by their categorical code."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    lo, hi = plot_limits(target)
+    pts = samples.float().cpu().numpy()
+    ax.scatter(pts[:, 0], pts[:, 1], s=3, c=codes.cpu().numpy(), cmap="tab20")
+    ax.scatter(*target.means.numpy().T, marker="x", s=40, c="black", linewidths=1)
+    ax.set_xlim(lo, hi), ax.set_ylim(lo, hi), ax.set_aspect("equal")
+    ax.set_title("generated points coloured by the categorical code", fontsize=9)
+    _save(fig, path)
+
+
 def plot_losses(records: list[dict[str, Any]], path: str | Path) -> None:
     """Losses, D(real)/D(fake) and gradient norms over training, from metrics.jsonl."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
@@ -245,7 +273,8 @@ def _png_base64(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-PICTURES = ("samples.png", "losses.png", "fixed_z.png", "neighbours.png", "adagan.png")
+PICTURES = ("samples.png", "losses.png", "fixed_z.png", "neighbours.png", "adagan.png",
+            "traversal.png", "codes.png")
 
 
 def _slider(index: int, frames: list[tuple[int, str]]) -> str:

@@ -1,4 +1,8 @@
 import pytest
+import torch
+
+from gankit.metrics import classifier as clf
+from gankit.metrics import images
 
 TINY = [
     "model.g_width=16", "model.d_width=16", "train.steps=30", "train.batch_size=32",
@@ -11,6 +15,20 @@ TINY = [
 def tiny():
     """Overrides that make any mixture config train in well under a second."""
     return list(TINY)
+
+
+@pytest.fixture
+def small_classifiers(tmp_path, monkeypatch):
+    """Evaluation classifiers trained for a few steps in a temporary cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setitem(clf.STEPS, 8, 30)
+    monkeypatch.setitem(clf.STEPS, 28, 30)
+    monkeypatch.setattr(clf, "_LOADED", {})
+    monkeypatch.setattr(images, "STACKED_EVAL_SAMPLES", 500)  # PacGAN's 26,000 take ~30 s
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def pytest_configure(config):

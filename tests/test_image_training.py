@@ -8,28 +8,12 @@ import torch
 from gankit.cli import main
 from gankit.config import load_config
 from gankit.errors import GankitError
-from gankit.metrics import classifier as clf
-from gankit.metrics import images
 from gankit.nets.layers import pack
 from gankit.train import train
 
 TINY_IMAGES = ["model.g_width=8", "model.d_width=8", "model.z_dim=8", "train.steps=4",
                "train.batch_size=8", "train.log_every=2", "train.checkpoint_every=2",
                "train.device='cpu'"]
-
-
-@pytest.fixture
-def small_classifiers(tmp_path, monkeypatch):
-    """Evaluation classifiers trained for a few steps in a temporary cache."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setitem(clf.STEPS, 8, 30)
-    monkeypatch.setitem(clf.STEPS, 28, 30)
-    monkeypatch.setattr(clf, "_LOADED", {})
-    monkeypatch.setattr(images, "STACKED_EVAL_SAMPLES", 500)  # PacGAN's 26,000 take ~30 s
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("config", ["digits-dcgan", "stacked-mnist-pacgan", "digits-gmmn",

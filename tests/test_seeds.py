@@ -55,9 +55,13 @@ def test_stacked_seeds_reproduce_single_runs(tmp_path, tiny, extra):
         skip = ("net.0.bias", "net.2.bias") if "tricks.virtual_batch_norm=true" in extra else ()
         assert_close_state(g.state_dict(), g_ref.state_dict(), atol=5e-5, skip=skip)
         # Likewise MMD-GAN's kernel sees only differences of embeddings, so the bias of
-        # D's output layer (a translation of the embedding) has zero exact gradient.
+        # D's output layer (a translation of the embedding) has zero exact gradient; and
+        # hidden units the kernel barely uses get gradients near rounding level, which
+        # Adam scales up the same way (seen: 4e-4 on one hidden bias after 20 steps of
+        # lr 1e-4, on one machine and not another): for MMD-GAN, D's weights agree to
+        # a few Adam steps and its function (below) to 1e-3.
         mmd = "objective.name='mmd-gan'" in extra
-        assert_close_state(d.state_dict(), d_ref.state_dict(), atol=5e-5,
+        assert_close_state(d.state_dict(), d_ref.state_dict(), atol=1e-3 if mmd else 5e-5,
                            skip=("net.4.bias",) if mmd else ())
         z, x = torch.randn(64, cfg.model.z_dim), torch.randn(64, 2)
         torch.testing.assert_close(g(z), g_ref(z), atol=1e-3, rtol=0)

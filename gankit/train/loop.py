@@ -11,7 +11,13 @@ import torch
 from tqdm.auto import tqdm
 
 from gankit import io
-from gankit.build import build_objective, build_players, build_target, resolve_device
+from gankit.build import (
+    build_objective,
+    build_players,
+    build_target,
+    latent_dim,
+    resolve_device,
+)
 from gankit.config import Config, from_dict
 from gankit.errors import GankitError
 from gankit.evaluate import (
@@ -117,8 +123,16 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
             raise GankitError(f"train.{field}: {getattr(t, field)!r} is a CUDA option and the "
                               f"device is {device.type}; allowed here: "
                               f"{'float32' if field == 'precision' else 'false'}")
+    if world.distributed and (cfg.infogan_on or cfg.semisupervised_on):
+        raise GankitError("torchrun: infogan and semisupervised runs train in one process "
+                          "(their extra D terms bypass DDP's gradient sync); run gankit train")
     target = build_target(cfg)
     data = target if data is None else data
+    labelled = None  # semi-supervised: the labelled examples, class-balanced by seed
+    if cfg.semisupervised_on:
+        from gankit.variants.semisupervised import labelled_data
+
+        labelled = labelled_data(target, cfg.semisupervised.labels_per_class, t.seed)
     generator, discriminator = build_players(cfg, target.shape)
     generator.to(device), discriminator.to(device)
     if t.channels_last:  # convolution weights in NHWC order; inputs follow them
@@ -205,7 +219,17 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
         return data.sample(n, g, device)
 
     def draw_latent(g: torch.Generator) -> torch.Tensor:
-        return sample_latent(n, cfg.model.z_dim, cfg.model.z_dist, g, device)
+        return sample_latent(n, latent_dim(cfg), cfg.model.z_dist, g, device)
+
+    def draw_labelled():  # semi-supervised: a batch of labelled examples
+        if labelled is None:
+            return None
+        return labelled.sample(t.batch_size, rng, device, return_labels=True)
+
+    def info_term(z: torch.Tensor):  # InfoGAN: the codes in z, with their weights
+        if not cfg.infogan_on:
+            return None
+        return generator.codes(z), cfg.infogan.weight, cfg.infogan.continuous_weight
 
     wall0 = time.perf_counter()
     bar = tqdm(total=t.steps, initial=start, disable=not (progress and world.main) or None,
@@ -222,21 +246,23 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
         with autocast:  # bfloat16 only with train.precision = "bfloat16"
             for k in range(t.d_steps if objective.adversarial else 0):
                 real, z = per_seed(rng, draw_real), per_seed(rng, draw_latent)
+                info = info_term(z)
                 fake = discriminator_step(g_step, d_step, opt_d, objective, real, z, rng,
                                           cfg.objective.gp_weight, stats,
                                           logging and k == t.d_steps - 1, history["d"],
                                           cfg.objective.weight_clip,
-                                          cfg.objective.autoencoder_weight)
+                                          cfg.objective.autoencoder_weight, info,
+                                          draw_labelled())
                 guard.observe(step, "D", stats["loss_d"])
             if not objective.adversarial:  # gmmn: G alone, against a fixed kernel
                 real, z = per_seed(rng, draw_real), per_seed(rng, draw_latent)
-                fake = g_step(z)
+                fake, info = g_step(z), None
             # D is only read in G's update: the bare network, which DDP's hooks do not watch
             generator_step(g_step, discriminator, opt_g, objective, fake, stats, logging,
                            real=real, match_features=tricks.feature_matching,
                            unroll_steps=tricks.unroll_steps, opt_d=opt_d,
                            gp_weight=cfg.objective.gp_weight, rng=rng, history=history["g"],
-                           history_d=history["d"])
+                           history_d=history["d"], info=info)
         guard.observe(step, "G", stats["loss_g"])
         if ema is not None:
             ema.update(generator)
@@ -317,6 +343,10 @@ def finish(cfg, out, generator, discriminator, target, run_info, wall_time) -> d
             f"samples_seed{seed_cfg.train.seed}.png"
         plot_samples(samples, target, d, out / name,
                      title=f"{cfg.data.name} · {cfg.objective.name} · seed {seed_cfg.train.seed}")
+    if cfg.infogan_on or cfg.semisupervised_on:  # (one seed)
+        from gankit.variants import variant_metrics
+
+        metrics.update(variant_metrics(cfg, g, d, out, baseline=True))
     result = {"metrics": metrics} if len(per_seed) == 1 else \
         {**summarize_seeds([p["metrics"] for p in per_seed]), "per_seed": per_seed}
     plot_losses(io.read_metrics(out / "metrics.jsonl"), out / "losses.png")

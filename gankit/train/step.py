@@ -14,6 +14,10 @@ from gankit.nets.stacked import Rng, num_seeds
 from gankit.objectives import Objective, feature_matching, gradient_penalty
 from gankit.train.distributed import unwrap
 from gankit.train.tricks import HistoricalAverage, unrolled_critic
+from gankit.variants.infogan import info_loss
+
+# InfoGAN's term on a step: (codes of the fake batch, λ, weight of the continuous codes)
+Info = tuple[tuple[torch.Tensor, torch.Tensor], float, float]
 
 
 def grad_norm(module: nn.Module) -> torch.Tensor:
@@ -36,8 +40,17 @@ def discriminator_step(
     history: HistoricalAverage | None = None,
     weight_clip: float = 0.0,
     autoencoder_weight: float = 0.0,
+    info: Info | None = None,
+    labelled: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Update D once on (real, G(z)); return the fake batch with its graph to G kept.
+
+    ``info = ((categorical, continuous), λ, w)`` (InfoGAN) adds λ·E[−log Q(c | G(z, c))]
+    on the detached fake batch, which trains the Q head and D's body under it.
+
+    ``labelled = (x, y)`` (semi-supervised GAN, D a ``ClassifierCritic``) adds half the
+    cross-entropy of D's class logits on that batch: with the cross-entropy objective D's
+    cost is then ½ (L_sup + L_unsup) of Salimans et al. (2016).
 
     ``autoencoder_weight = λ > 0`` (MMD-GAN with an ``AutoencodingCritic``) adds λ times
     D's reconstruction error on both batches to its cost.
@@ -60,6 +73,13 @@ def discriminator_step(
     if autoencoder_weight:
         errors = [discriminator(x, reconstruction_error=True).mean() for x in (real, fake.detach())]
         loss = loss + autoencoder_weight * (errors[0] + errors[1])
+    if info is not None:
+        (categorical, continuous), weight, continuous_weight = info
+        loss = loss + weight * info_loss(unwrap(discriminator), fake.detach(), categorical,
+                                         continuous, continuous_weight)
+    if labelled is not None:
+        loss = loss + 0.5 * torch.nn.functional.cross_entropy(
+            unwrap(discriminator).classify(labelled[0]), labelled[1])
     # The sum of the S seeds' costs gives each seed's weights exactly its own gradient.
     if seeds > 1:  # (no extra op for one seed)
         loss = seeds * loss
@@ -100,12 +120,14 @@ def generator_step(
     rng: Rng = None,
     history: HistoricalAverage | None = None,
     history_d: HistoricalAverage | None = None,
+    info: Info | None = None,
 ) -> None:
     """Update G once to lower its cost on D's verdict on ``fake`` (= G(z), graph kept).
 
     ``unroll_steps = k``: the verdict is that of D after k differentiable updates on
     (``real``, ``fake``) (needs ``opt_d``). ``match_features``: G's cost is feature
     matching against ``real`` in D's last hidden layer instead of the objective's cost.
+    ``info`` (InfoGAN): G's cost also gets λ·E[−log Q(c | G(z, c))], as D's does.
     """
     seeds = num_seeds(generator)
     critic = discriminator
@@ -119,6 +141,10 @@ def generator_step(
         loss = objective.generator(critic(fake), critic(real).detach())
     else:
         loss = objective.generator(critic(fake))
+    if info is not None:
+        (categorical, continuous), weight, continuous_weight = info
+        loss = loss + weight * info_loss(unwrap(critic), fake, categorical, continuous,
+                                         continuous_weight)
     if seeds > 1:  # sum over seeds: each seed's own gradient (see discriminator_step)
         loss = seeds * loss
     if history is not None:

@@ -1,0 +1,160 @@
+"""InfoGAN: the mutual-information bound, the codes in the latent, the Hungarian accuracy,
+the Q term in both players' steps, and runs on a mixture and on images."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from gankit.build import build_models, latent_dim
+from gankit.cli import main
+from gankit.config import load_config
+from gankit.errors import GankitError
+from gankit.evaluate import load_run
+from gankit.objectives import get_objective
+from gankit.train import train
+from gankit.train.step import discriminator_step, generator_step
+from gankit.variants.infogan import (
+    categorical_nll,
+    code_entropy,
+    gaussian_nll,
+    hungarian_accuracy,
+    mi_lower_bound,
+)
+
+TINY_IMAGES = ["model.g_width=8", "model.d_width=8", "model.z_dim=8", "train.steps=4",
+               "train.batch_size=8", "train.log_every=2", "train.checkpoint_every=2",
+               "train.device='cpu'", "infogan.q_width=8"]
+
+
+def test_mi_bound_never_exceeds_entropy_and_reaches_it_for_an_exact_q():
+    g = torch.Generator().manual_seed(0)
+    sizes = [10, 3]
+    codes = torch.stack([torch.randint(k, (500,), generator=g) for k in sizes], dim=1)
+    h = code_entropy(sizes, 0)[0]
+    assert h == pytest.approx(math.log(30))
+    for scale in (0.1, 1.0, 10.0, 100.0):  # any Q, however confident
+        logits = [scale * torch.randn(500, k, generator=g) for k in sizes]
+        assert mi_lower_bound(logits, codes, sizes) <= h + 1e-9
+    exact = [40.0 * torch.nn.functional.one_hot(codes[:, i], k).float()
+             for i, k in enumerate(sizes)]
+    assert mi_lower_bound(exact, codes, sizes) == pytest.approx(h, abs=1e-6)
+    uniform = [torch.zeros(500, k) for k in sizes]  # Q that knows nothing: bound 0
+    assert mi_lower_bound(uniform, codes, sizes) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gaussian_nll_is_the_normal_log_density():
+    c, mean, log_var = torch.tensor([[0.3, -0.5]]), torch.tensor([[0.1, 0.0]]), \
+        torch.tensor([[0.2, -1.0]])
+    expected = -torch.distributions.Normal(mean, (0.5 * log_var).exp()).log_prob(c).sum()
+    assert float(gaussian_nll(mean, log_var, c)) == pytest.approx(float(expected), rel=1e-6)
+    assert float(categorical_nll([torch.zeros(4, 5)], torch.zeros(4, 1, dtype=torch.long))) \
+        == pytest.approx(math.log(5))
+
+
+def test_hungarian_mapping_of_a_permuted_labelling_is_exact():
+    labels = torch.arange(1000) % 10
+    perm = torch.randperm(10, generator=torch.Generator().manual_seed(3))
+    codes = perm[labels]  # code value perm[y] for class y
+    accuracy, mapping = hungarian_accuracy(codes, labels, 10, 10)
+    assert accuracy == 1.0
+    assert [mapping[int(perm[y])] for y in range(10)] == list(range(10))
+    noisy = codes.clone()
+    noisy[:100] = (noisy[:100] + 1) % 10  # 10% of the codes moved: 90% at best
+    assert hungarian_accuracy(noisy, labels, 10, 10)[0] == pytest.approx(0.9)
+
+
+def test_codes_come_from_the_latent_with_their_distributions():
+    cfg = load_config(None, ["infogan.categorical=[4, 3]", "infogan.continuous=2"])
+    g, _ = build_models(cfg, (2,))
+    assert latent_dim(cfg) == cfg.model.z_dim + 4 == g.z_dim
+    u = torch.randn(40000, g.z_dim, generator=torch.Generator().manual_seed(1))
+    cat, cont = g.codes(u)
+    for i, k in enumerate((4, 3)):
+        freq = torch.bincount(cat[:, i], minlength=k).double() / len(u)
+        assert torch.allclose(freq, torch.full((k,), 1 / k, dtype=torch.float64), atol=0.01)
+    assert cont.min() >= -1 and cont.max() <= 1
+    assert float(cont.mean()) == pytest.approx(0.0, abs=0.01)
+    assert float(cont.var()) == pytest.approx(1 / 3, abs=0.01)  # U[−1, 1]
+    # G(u) is G on those codes; decode takes codes beyond [−1, 1] too
+    assert torch.equal(g(u[:5]), g.decode(u[:5, :cfg.model.z_dim], cat[:5], cont[:5]))
+    assert g.decode(u[:2, :2], cat[:2], torch.full((2, 2), 2.0)).shape == (2, 2)
+    uniform = load_config(None, ["infogan.categorical=[4]", "model.z_dist='uniform'"])
+    gu, _ = build_models(uniform, (2,))
+    cu, _ = gu.codes(2 * torch.rand(40000, gu.z_dim) - 1)
+    assert torch.bincount(cu[:, 0]).min() > 9000  # uniform latent coordinates too
+
+
+def test_q_term_trains_q_in_the_d_step_and_g_in_the_g_step():
+    cfg = load_config(None, ["infogan.categorical=[5]", "infogan.continuous=1",
+                             "model.g_width=16", "model.d_width=16"])
+    g, d = build_models(cfg, (2,))
+    opt_d = torch.optim.Adam(d.parameters(), lr=1e-2)
+    objective = get_objective("nonsaturating")
+    rng = torch.Generator().manual_seed(0)
+    real, z = torch.randn(64, 2, generator=rng), torch.randn(64, g.z_dim, generator=rng)
+    codes = g.codes(z)
+    q_before = [p.clone() for p in d.q_head.parameters()]
+    stats: dict = {}
+    fake = discriminator_step(g, d, opt_d, objective, real, z, rng, stats=stats,
+                              info=(codes, 1.0, 0.1))
+    assert all(not torch.equal(a, b) for a, b in zip(q_before, d.q_head.parameters()))
+    # D's loss with the term is its loss without it plus λ·(−log Q) (before the update)
+    g2, d2 = build_models(cfg, (2,))
+    plain: dict = {}
+    discriminator_step(g2, d2, torch.optim.SGD(d2.parameters(), lr=0.0), objective, real, z,
+                       rng, stats=plain)
+    from gankit.variants.infogan import info_loss
+
+    expected = plain["loss_d"] + info_loss(d2, g2(z).detach(), *codes, 0.1)
+    assert float(stats["loss_d"]) == pytest.approx(float(expected.detach()), rel=1e-5)
+    # G's update: with the term its gradient differs from the plain one
+    grads = []
+    for info in (None, (codes, 1.0, 0.1)):
+        g3, d3 = build_models(cfg, (2,))
+        opt = torch.optim.SGD(g3.parameters(), lr=0.0)
+        generator_step(g3, d3, opt, objective, g3(z), info=info)
+        grads.append(torch.cat([p.grad.flatten() for p in g3.parameters()]))
+        assert all(p.grad is None for p in d3.parameters())  # G's step leaves D alone
+    assert not torch.allclose(grads[0], grads[1])
+    assert fake.shape == (64, 2)
+
+
+def test_grid25_infogan_trains_and_reports_its_code_metrics(tmp_path, tiny, capsys):
+    cfg = load_config("configs/grid25-infogan.toml", tiny + ["train.steps=60"])
+    summary = train(cfg, tmp_path / "run", progress=False)
+    m = summary["metrics"]
+    assert 0.0 <= m["categorical_accuracy"] <= 1.0
+    assert m["mi_max"] == pytest.approx(math.log(25))
+    assert m["mi_bound"] <= m["mi_max"]
+    assert (tmp_path / "run" / "codes.png").stat().st_size > 0
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["metrics"]["categorical_accuracy"] == pytest.approx(m["categorical_accuracy"])
+    _, g, d, _ = load_run(tmp_path / "run")
+    assert g.z_dim == 3 and d.q(g(torch.randn(4, 3)))[0][0].shape == (4, 25)
+    # the run resumes to the same numbers
+    cfg2 = load_config("configs/grid25-infogan.toml", tiny + ["train.steps=60"])
+    assert train(cfg2, tmp_path / "a", progress=False, stop_after=30) is None
+    resumed = train(cfg2, tmp_path / "a", resume=True, progress=False)
+    assert resumed["metrics"] == m
+
+
+def test_mnist5k_infogan_config_draws_traversals(tmp_path, small_classifiers):
+    cfg = load_config("configs/mnist5k-infogan.toml", TINY_IMAGES)
+    summary = train(cfg, tmp_path / "run", progress=False)
+    m = summary["metrics"]
+    assert {"categorical_accuracy", "mi_bound", "mi_max", "fd"} <= set(m)
+    assert m["mi_max"] == pytest.approx(math.log(10))
+    assert (tmp_path / "run" / "traversal.png").stat().st_size > 0
+
+
+def test_infogan_refuses_what_it_does_not_combine_with():
+    for extra, field in ((["train.seeds=2"], "train.seeds"), (["tricks.pack=2"], "tricks.pack"),
+                         (["objective.name='gmmn'"], "objective.name"),
+                         (["infogan.categorical=[1]"], "infogan.categorical"),
+                         (["infogan.categorical=[2.5]"], "infogan.categorical")):
+        with pytest.raises(GankitError, match=field):
+            load_config("configs/grid25-infogan.toml", extra)

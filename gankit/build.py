@@ -117,7 +117,8 @@ def build_models(
     if cfg.semisupervised_on:  # D's logit is log Σ exp(class logits)
         discriminator = ClassifierCritic(discriminator, out_dim, cfg.semisupervised.input_noise)
     if cfg.infogan_on:  # Q reads D's last hidden layer
-        feature_dim = discriminator(torch.zeros(2, *data_shape), features=True).shape[-1]
+        with torch.no_grad():
+            feature_dim = discriminator(torch.zeros(2, *data_shape), features=True).shape[-1]
         discriminator = InfoDiscriminator(discriminator, feature_dim, info.categorical,
                                           info.continuous, info.q_width)
     if cfg.objective.name == "gmmn":  # the kernel compares the data themselves, flattened

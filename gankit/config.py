@@ -219,7 +219,8 @@ def _check_value(where: str, value: Any, ftype: Any, rules: dict[str, Any]) -> s
         # a list of integers may be empty (no codes); one of numbers has one or more
         if not isinstance(value, list) or (n is not None and len(value) != n) \
                 or (not value and kind is float):
-            return f"{where}: expected a list of {n or 'one or more'} {what}, got {value!r}"
+            size = n or ("" if kind is int else "one or more")
+            return f"{where}: expected a list of {size} {what}, got {value!r}".replace("  ", " ")
         for v in value:
             if not number_ok(v, kind) or ranges(v):
                 return f"{where}: expected {what} {ranges(v) or 'finite'}, got {value!r}"
@@ -331,7 +332,8 @@ def variant_problems(cfg: Config) -> list[str]:
     for name, on in (("infogan", cfg.infogan_on), ("semisupervised", cfg.semisupervised_on)):
         if not on:
             continue
-        field = "infogan.categorical" if name == "infogan" else "semisupervised.labels_per_class"
+        field = "infogan.categorical / continuous" if name == "infogan" else \
+            "semisupervised.labels_per_class"
         for what, bad in (("train.seeds", cfg.train.seeds > 1), ("tricks.pack", t.pack > 1),
                           ("tricks.unroll_steps", t.unroll_steps > 0),
                           ("adagan.components", cfg.adagan.components > 1)):
@@ -341,6 +343,14 @@ def variant_problems(cfg: Config) -> list[str]:
         if o in ("gmmn", "mmd-gan"):
             problems.append(f"objective.name: {o!r} has no classifier D for {name}; allowed: "
                             "a logit objective (nonsaturating, minimax, ...)")
+    if cfg.infogan_on:
+        for what, bad, allowed in (
+                ("tricks.virtual_batch_norm", t.virtual_batch_norm, "false"),  # its reference z
+                ("objective.weight_clip", cfg.objective.weight_clip > 0, "0"),  # it would clip Q
+                ("data.name", cfg.data.name == "stacked-mnist", "any other dataset")):
+            if bad:
+                problems.append(f"{what}: not available with infogan yet; allowed with "
+                                f"infogan codes: {allowed}")
     if cfg.infogan_on and cfg.semisupervised_on:
         problems.append("semisupervised.labels_per_class: not with infogan codes in one run; "
                         "allowed: 0 (or infogan.categorical = [] and continuous = 0)")
@@ -348,6 +358,9 @@ def variant_problems(cfg: Config) -> list[str]:
         if cfg.data.name not in ("digits", "mnist5k", "mnist"):
             problems.append(f"semisupervised.labels_per_class: data.name = {cfg.data.name!r} "
                             "has no class labels to learn; allowed: digits, mnist5k, mnist")
+        if t.label_smoothing:
+            problems.append(f"tricks.label_smoothing: {t.label_smoothing!r} with semisupervised "
+                            "(its D cost is the K+1-class cross-entropy); allowed: 0")
         if o not in ("nonsaturating", "minimax"):
             problems.append(f"objective.name: {o!r} with semisupervised; allowed: "
                             "nonsaturating, minimax (D's cost is the cross-entropy)")

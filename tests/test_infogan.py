@@ -20,6 +20,7 @@ from gankit.variants.infogan import (
     code_entropy,
     gaussian_nll,
     hungarian_accuracy,
+    info_loss,
     mi_lower_bound,
 )
 
@@ -77,8 +78,16 @@ def test_codes_come_from_the_latent_with_their_distributions():
     assert cont.min() >= -1 and cont.max() <= 1
     assert float(cont.mean()) == pytest.approx(0.0, abs=0.01)
     assert float(cont.var()) == pytest.approx(1 / 3, abs=0.01)  # U[−1, 1]
-    # G(u) is G on those codes; decode takes codes beyond [−1, 1] too
-    assert torch.equal(g(u[:5]), g.decode(u[:5, :cfg.model.z_dim], cat[:5], cont[:5]))
+    # what G's network is fed: the noise, exact one-hots of the codes, the continuous codes
+    seen = []
+    g.net.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    g(u[:500])
+    fed, z_dim = seen[0], cfg.model.z_dim
+    assert torch.equal(fed[:, :z_dim], u[:500, :z_dim])
+    for lo, k, i in ((z_dim, 4, 0), (z_dim + 4, 3, 1)):
+        assert torch.equal(fed[:, lo:lo + k], torch.nn.functional.one_hot(cat[:500, i], k).float())
+    assert torch.equal(fed[:, -2:], cont[:500])
+    # decode takes continuous codes beyond [−1, 1] too (traversals)
     assert g.decode(u[:2, :2], cat[:2], torch.full((2, 2), 2.0)).shape == (2, 2)
     uniform = load_config(None, ["infogan.categorical=[4]", "model.z_dist='uniform'"])
     gu, _ = build_models(uniform, (2,))
@@ -98,26 +107,28 @@ def test_q_term_trains_q_in_the_d_step_and_g_in_the_g_step():
     q_before = [p.clone() for p in d.q_head.parameters()]
     stats: dict = {}
     fake = discriminator_step(g, d, opt_d, objective, real, z, rng, stats=stats,
-                              info=(codes, 1.0, 0.1))
+                              info=(codes, 0.5, 0.1))
     assert all(not torch.equal(a, b) for a, b in zip(q_before, d.q_head.parameters()))
-    # D's loss with the term is its loss without it plus λ·(−log Q) (before the update)
+    # D's loss with the term is its loss without it plus ½λ·(−log Q) (before the update;
+    # ½ because gankit's D cost is ½ of the paper's −V)
     g2, d2 = build_models(cfg, (2,))
     plain: dict = {}
     discriminator_step(g2, d2, torch.optim.SGD(d2.parameters(), lr=0.0), objective, real, z,
                        rng, stats=plain)
-    from gankit.variants.infogan import info_loss
-
-    expected = plain["loss_d"] + info_loss(d2, g2(z).detach(), *codes, 0.1)
+    expected = plain["loss_d"] + 0.25 * info_loss(d2, g2(z).detach(), *codes, 0.1)
     assert float(stats["loss_d"]) == pytest.approx(float(expected.detach()), rel=1e-5)
-    # G's update: with the term its gradient differs from the plain one
-    grads = []
-    for info in (None, (codes, 1.0, 0.1)):
-        g3, d3 = build_models(cfg, (2,))
-        opt = torch.optim.SGD(g3.parameters(), lr=0.0)
-        generator_step(g3, d3, opt, objective, g3(z), info=info)
-        grads.append(torch.cat([p.grad.flatten() for p in g3.parameters()]))
-        assert all(p.grad is None for p in d3.parameters())  # G's step leaves D alone
-    assert not torch.allclose(grads[0], grads[1])
+    # G's update follows the gradient of its cost + ½λ·(−log Q), sign included
+    g3, d3 = build_models(cfg, (2,))
+    generator_step(g3, d3, torch.optim.SGD(g3.parameters(), lr=0.0), objective, g3(z),
+                   info=(codes, 0.5, 0.1))
+    assert all(p.grad is None for p in d3.parameters())  # G's step leaves D alone
+    x = g3(z)
+    cost = objective.generator(d3(x)) + 0.25 * info_loss(d3, x, *codes, 0.1)
+    expected = torch.autograd.grad(cost, list(g3.parameters()))
+    for p, e in zip(g3.parameters(), expected):
+        torch.testing.assert_close(p.grad, e)
+    plain_grad = torch.autograd.grad(objective.generator(d3(g3(z))), list(g3.parameters()))
+    assert not torch.allclose(plain_grad[0], expected[0])
     assert fake.shape == (64, 2)
 
 
@@ -142,6 +153,18 @@ def test_grid25_infogan_trains_and_reports_its_code_metrics(tmp_path, tiny, caps
     assert resumed["metrics"] == m
 
 
+def test_training_raises_the_mutual_information_bound(tmp_path):
+    """With λ > 0 Q learns to read the code off G's samples (the bound nears H(c) =
+    log 25: 3.19 here); with λ = 0 nothing makes the code readable (≈ 0)."""
+    bounds = {}
+    for weight in (2.0, 0.0):
+        cfg = load_config("configs/grid25-infogan.toml",
+                          ["train.steps=300", "train.eval_samples=500", "train.device='cpu'",
+                           f"infogan.weight={weight}"])
+        bounds[weight] = train(cfg, tmp_path / str(weight), progress=False)["metrics"]["mi_bound"]
+    assert bounds[2.0] > 0.6 * math.log(25) > 0.2 > bounds[0.0]
+
+
 def test_mnist5k_infogan_config_draws_traversals(tmp_path, small_classifiers):
     cfg = load_config("configs/mnist5k-infogan.toml", TINY_IMAGES)
     summary = train(cfg, tmp_path / "run", progress=False)
@@ -155,6 +178,8 @@ def test_infogan_refuses_what_it_does_not_combine_with():
     for extra, field in ((["train.seeds=2"], "train.seeds"), (["tricks.pack=2"], "tricks.pack"),
                          (["objective.name='gmmn'"], "objective.name"),
                          (["infogan.categorical=[1]"], "infogan.categorical"),
-                         (["infogan.categorical=[2.5]"], "infogan.categorical")):
+                         (["infogan.categorical=[2.5]"], "infogan.categorical"),
+                         (["tricks.virtual_batch_norm=true"], "tricks.virtual_batch_norm"),
+                         (["objective.weight_clip=0.1"], "objective.weight_clip")):
         with pytest.raises(GankitError, match=field):
             load_config("configs/grid25-infogan.toml", extra)

@@ -108,9 +108,30 @@ def test_test_error_counts_the_wrong_argmax():
     assert classification_error(critic, x, (y + 1) % 10) == 1.0
 
 
-def test_ssl_config_trains_with_its_labelled_only_baseline(tmp_path, small_classifiers):
+def test_ssl_config_trains_with_its_labelled_only_baseline(tmp_path, small_classifiers,
+                                                           monkeypatch):
+    from gankit.train import loop
+
+    batches = []
+
+    def spy(*args, **kwargs):  # every D step gets a labelled batch of the labelled set
+        batches.append(args[-1] if len(args) > 14 else kwargs.get("labelled"))
+        return discriminator_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "discriminator_step", spy)
     cfg = load_config("configs/mnist5k-ssl.toml", TINY_IMAGES + ["data.name='digits'"])
     summary = train(cfg, tmp_path / "run", progress=False)
+    assert len(batches) == cfg.train.steps
+    from gankit.build import build_target
+    from gankit.variants.semisupervised import labelled_data
+
+    chosen = labelled_data(build_target(cfg), 10, cfg.train.seed)
+    for x, y in batches:
+        assert x.shape == (8, 1, 8, 8) and y.shape == (8,)
+        # each labelled example is one of the 100 chosen, with its own label
+        match = (x.flatten(1)[:, None] == chosen.images.flatten(1)[None]).all(-1)
+        assert match.any(1).all()
+        assert torch.equal(chosen.labels[match.float().argmax(1)], y)
     m = summary["metrics"]
     for key in ("test_error", "labelled_only_test_error"):
         assert 0.0 <= m[key] <= 1.0
@@ -125,3 +146,5 @@ def test_ssl_refuses_data_without_labels_and_other_objectives():
         load_config("configs/mnist5k-ssl.toml", ["objective.name='wasserstein_gp'"])
     with pytest.raises(GankitError, match="semisupervised.labels_per_class"):
         load_config("configs/mnist5k-ssl.toml", ["infogan.categorical=[10]"])
+    with pytest.raises(GankitError, match="tricks.label_smoothing"):
+        load_config("configs/mnist5k-ssl.toml", ["tricks.label_smoothing=0.1"])

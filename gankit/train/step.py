@@ -45,8 +45,9 @@ def discriminator_step(
 ) -> torch.Tensor:
     """Update D once on (real, G(z)); return the fake batch with its graph to G kept.
 
-    ``info = ((categorical, continuous), λ, w)`` (InfoGAN) adds λ·E[−log Q(c | G(z, c))]
-    on the detached fake batch, which trains the Q head and D's body under it.
+    ``info = ((categorical, continuous), λ, w)`` (InfoGAN) adds ½λ·E[−log Q(c | G(z, c))]
+    on the detached fake batch, which trains the Q head and D's body under it (½: D's
+    cost is ½ of the paper's −V, so λ weighs L_I against V as in Chen et al.).
 
     ``labelled = (x, y)`` (semi-supervised GAN, D a ``ClassifierCritic``) adds half the
     cross-entropy of D's class logits on that batch: with the cross-entropy objective D's
@@ -75,8 +76,9 @@ def discriminator_step(
         loss = loss + autoencoder_weight * (errors[0] + errors[1])
     if info is not None:
         (categorical, continuous), weight, continuous_weight = info
-        loss = loss + weight * info_loss(unwrap(discriminator), fake.detach(), categorical,
-                                         continuous, continuous_weight)
+        # ½λ: gankit's costs are ½ of the paper's V (see objectives), so λ keeps its scale
+        loss = loss + 0.5 * weight * info_loss(unwrap(discriminator), fake.detach(),
+                                               categorical, continuous, continuous_weight)
     if labelled is not None:
         loss = loss + 0.5 * torch.nn.functional.cross_entropy(
             unwrap(discriminator).classify(labelled[0]), labelled[1])
@@ -127,7 +129,7 @@ def generator_step(
     ``unroll_steps = k``: the verdict is that of D after k differentiable updates on
     (``real``, ``fake``) (needs ``opt_d``). ``match_features``: G's cost is feature
     matching against ``real`` in D's last hidden layer instead of the objective's cost.
-    ``info`` (InfoGAN): G's cost also gets λ·E[−log Q(c | G(z, c))], as D's does.
+    ``info`` (InfoGAN): G's cost also gets ½λ·E[−log Q(c | G(z, c))], as D's does.
     """
     seeds = num_seeds(generator)
     critic = discriminator
@@ -143,7 +145,7 @@ def generator_step(
         loss = objective.generator(critic(fake))
     if info is not None:
         (categorical, continuous), weight, continuous_weight = info
-        loss = loss + weight * info_loss(unwrap(critic), fake, categorical, continuous,
+        loss = loss + 0.5 * weight * info_loss(unwrap(critic), fake, categorical, continuous,
                                          continuous_weight)
     if seeds > 1:  # sum over seeds: each seed's own gradient (see discriminator_step)
         loss = seeds * loss

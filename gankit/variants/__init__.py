@@ -78,7 +78,7 @@ def _semisupervised_metrics(cfg, discriminator, baseline):
         _, critic = build_models(cfg, test.shape)
         critic.to(next(discriminator.parameters()).device)
         train_labelled_only(critic, labelled.images, labelled.labels, t.steps * t.d_steps,
-                            t.batch_size, t.lr_d, tuple(t.betas_d), t.seed)
+                            t.batch_size, t.lr_d, tuple(t.betas_d), t.seed, t.lr_schedule)
         metrics["labelled_only_test_error"] = classification_error(critic, test.images,
                                                                    test.labels)
         metrics["error_ratio"] = metrics["test_error"] / max(

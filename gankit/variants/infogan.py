@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from gankit.nets.mlp import sample_latent
+
 Tensor = torch.Tensor
 
 
@@ -153,8 +155,6 @@ def info_metrics(generator: InfoGenerator, discriminator: InfoDiscriminator,
     """``categorical_accuracy``: the first categorical code's Hungarian accuracy against
     ``classify``'s labels of the samples (the evaluation classifier, or the nearest mode
     of a mixture); ``mi_bound`` and ``mi_max``: the categorical codes' L_I and H(c)."""
-    from gankit.nets.mlp import sample_latent
-
     device = next(generator.parameters()).device
     was = generator.training, discriminator.training
     generator.eval(), discriminator.eval()
@@ -185,7 +185,7 @@ def traversal(generator: InfoGenerator, steps: int = 9, span: float = 2.0,
     generator.eval()
     rng = torch.Generator().manual_seed(seed)
     rows = generator.categorical[0] if generator.categorical else 1
-    z = torch.randn(1, generator.noise_dim, generator=rng).to(device)
+    z = sample_latent(1, generator.noise_dim, generator.z_dist, rng, "cpu").to(device)
     cat = torch.zeros(rows, max(1, len(generator.categorical)), dtype=torch.long,
                       device=device)[:, :len(generator.categorical)]
     if generator.categorical:

@@ -100,15 +100,18 @@ def classification_error(critic: ClassifierCritic, images: Tensor, labels: Tenso
 
 def train_labelled_only(critic: ClassifierCritic, images: Tensor, labels: Tensor, steps: int,
                         batch_size: int, lr: float, betas: tuple[float, float],
-                        seed: int) -> ClassifierCritic:
+                        seed: int, schedule: str = "constant") -> ClassifierCritic:
     """The baseline: the same network trained by cross-entropy on the labelled examples
-    alone, with the GAN's optimizer, batch size and number of D updates."""
+    alone, with the GAN's optimizer, batch size, learning-rate schedule (``constant`` or
+    ``linear`` decay to 0) and number of D updates."""
     device = next(critic.parameters()).device
     images, labels = images.to(device), labels.to(device)
     opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
     g = torch.Generator(device).manual_seed(seed)
     critic.train()
-    for _ in range(steps):
+    for step in range(steps):
+        if schedule == "linear":
+            opt.param_groups[0]["lr"] = lr * (1 - step / steps)
         i = torch.randint(len(images), (batch_size,), generator=g, device=device)
         loss = F.cross_entropy(critic.classify(images[i]), labels[i])
         opt.zero_grad(set_to_none=True)

@@ -9,6 +9,7 @@ are no-ops in a single process.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -55,9 +56,18 @@ def setup(device: torch.device) -> tuple[World, torch.device]:
     return world, device
 
 
-def teardown(world: World) -> None:
-    if world.distributed and dist.is_initialized():
-        dist.destroy_process_group()
+def teardown(world: World, finished: bool) -> None:
+    """Leave the process group. After a finished run every rank first waits for rank 0's
+    evaluation, so no rank closes its connections while another still holds them; then
+    the DDP wrappers (whose reducers hold the group, sometimes in reference cycles) are
+    collected before the group is destroyed, not at interpreter exit, where gloo's
+    threads can abort the process."""
+    if not (world.distributed and dist.is_initialized()):
+        return
+    if finished:
+        dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
 
 
 def wrap(module: nn.Module, world: World, device: torch.device) -> nn.Module:

@@ -88,6 +88,7 @@ def train(
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
     world, device = distributed.setup(resolve_device(cfg.train.device))
+    finished = False
     try:
         problem = None
         if world.main:
@@ -101,10 +102,12 @@ def train(
             out.mkdir(parents=True, exist_ok=True)
         with run_lock(out) if world.main else contextlib.nullcontext(), \
                 StopRequested() as stop:
-            return _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
-                          world, data)
+            summary = _train(cfg, out, ckpt_path, device, resume, progress, stop_after,
+                             stop, world, data)
+        finished = True
+        return summary
     finally:
-        distributed.teardown(world)
+        distributed.teardown(world, finished)
 
 
 class Interrupted(Exception):

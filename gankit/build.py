@@ -115,7 +115,8 @@ def build_models(
         discriminator = AutoencodingCritic(discriminator,
                                            generator_net(out_dim, m.d_width, m.d_depth))
     if cfg.semisupervised_on:  # D's logit is log Σ exp(class logits)
-        discriminator = ClassifierCritic(discriminator, out_dim, cfg.semisupervised.input_noise)
+        discriminator = ClassifierCritic(discriminator, out_dim, cfg.semisupervised.input_noise,
+                                         cfg.semisupervised.hidden_noise)
     if cfg.infogan_on:  # Q reads D's last hidden layer
         with torch.no_grad():
             feature_dim = discriminator(torch.zeros(2, *data_shape), features=True).shape[-1]

@@ -139,6 +139,7 @@ class SemiSupervisedConfig:
 
     labels_per_class: int = spec(0, min=0, max=1_000_000)  # 10: 100 labels on 10 classes
     input_noise: float = spec(0.0, min=0.0)  # σ of Gaussian noise on D's inputs (training)
+    hidden_noise: float = spec(0.0, min=0.0)  # σ of the noise on D's hidden activations
 
 
 @dataclass

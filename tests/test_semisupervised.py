@@ -148,3 +148,41 @@ def test_ssl_refuses_data_without_labels_and_other_objectives():
         load_config("configs/mnist5k-ssl.toml", ["infogan.categorical=[10]"])
     with pytest.raises(GankitError, match="tricks.label_smoothing"):
         load_config("configs/mnist5k-ssl.toml", ["tricks.label_smoothing=0.1"])
+
+
+def test_hidden_noise_perturbs_every_hidden_activation_in_training_only():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64),
+                              torch.nn.LeakyReLU(0.2), torch.nn.Linear(64, 3))
+    x = torch.randn(4000, 4)
+    exact = [net[:2](x), net[:4](x)]  # each activation's output, before any hook
+    seen = []
+    for layer in (2, 4):  # what the layer after each activation receives
+        net[layer].register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+    critic = ClassifierCritic(net, 3, hidden_noise=0.5)
+    critic.eval()
+    torch.testing.assert_close(critic.classify(x), net[4](exact[1]))  # eval: no noise
+    seen.clear()
+    critic.train()
+    critic.classify(x)
+    first = seen[0] - exact[0]  # N(0, 0.5²) added to the first activation's output
+    assert abs(first.std().item() - 0.5) < 0.02 and abs(first.mean().item()) < 0.02
+    # the second activation reads the noisy first layer, then gets its own noise
+    second = seen[1] - torch.nn.functional.leaky_relu(net[2](seen[0]), 0.2)
+    assert abs(second.std().item() - 0.5) < 0.02 and abs(second.mean().item()) < 0.02
+
+
+def test_ssl_with_input_and_hidden_noise_resumes_exactly(tmp_path, small_classifiers):
+    from gankit.io import load_checkpoint
+
+    cfg = load_config("configs/mnist5k-ssl.toml", TINY_IMAGES + [
+        "data.name='digits'", "semisupervised.input_noise=0.3",
+        "semisupervised.hidden_noise=0.5"])
+    train(cfg, tmp_path / "full", progress=False)
+    train(cfg, tmp_path / "split", progress=False, stop_after=3)
+    train(cfg, tmp_path / "split", resume=True, progress=False)
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
+    for part in ("generator", "discriminator"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)

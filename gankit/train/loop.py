@@ -176,6 +176,10 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
                 obj.load_state_dict(state[key])
         set_rng_state(rng, state["rng"] if not world.distributed else
                       state["rng_ranks"][world.rank])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"].cpu())
+        if state.get("torch_cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["torch_cuda_rng"]])
         for key, h in history.items():
             if h is not None:
                 h.load_state_dict(state[f"history_{key}"])
@@ -209,6 +213,9 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
         io.save_checkpoint(ckpt_path, {
             "step": step, "config": cfg.to_dict(), "meta": run_info, "lr_scale": lr_scale,
             "rollbacks": rollbacks, "rng": rngs[0], "rng_ranks": rngs,
+            # torch's global stream: only D's input / hidden noise (semi-supervised) draws on it
+            "torch_rng": torch.get_rng_state(),
+            "torch_cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
             "world_size": world.size,
             "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict() if opt_d else None,

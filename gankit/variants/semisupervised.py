@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 Tensor = torch.Tensor
+ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Tanh)  # gankit's D activations
 
 
 def k_plus_one_loss(labelled_logits: Tensor, labels: Tensor, real_logits: Tensor,
@@ -37,13 +38,22 @@ def k_plus_one_loss(labelled_logits: Tensor, labels: Tensor, real_logits: Tensor
 class ClassifierCritic(nn.Module):
     """A K-output network as GAN discriminator: ``forward`` gives the real/fake logit
     log Σ_k exp(l_k(x)), ``classify`` the K class logits, ``features=True`` the
-    network's last hidden layer. ``input_noise = σ`` adds N(0, σ²) to the inputs in
-    training mode."""
+    network's last hidden layer. In training mode ``input_noise = σ`` adds N(0, σ²) to
+    the inputs and ``hidden_noise = σ_h`` adds N(0, σ_h²) to the output of every hidden
+    activation of ``net`` (Salimans et al.'s MNIST discriminator: σ = 0.3, σ_h = 0.5)."""
 
-    def __init__(self, net: nn.Module, num_classes: int, input_noise: float = 0.0) -> None:
+    def __init__(self, net: nn.Module, num_classes: int, input_noise: float = 0.0,
+                 hidden_noise: float = 0.0) -> None:
         super().__init__()
         self.net, self.num_classes, self.out_dim = net, num_classes, 1
         self.noise = GaussianNoise(input_noise)
+        if hidden_noise:
+            # a hook on each activation module, so any D (MLP or DCGAN) takes it unchanged
+            hidden = GaussianNoise(hidden_noise)
+            for module in net.modules():
+                if isinstance(module, ACTIVATIONS):
+                    module.register_forward_hook(lambda mod, args, out: hidden(out)
+                                                 if mod.training else out)
 
     def classify(self, x: Tensor) -> Tensor:
         return self.net(self.noise(x))

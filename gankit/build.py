@@ -121,7 +121,7 @@ def build_models(
         with torch.no_grad():
             feature_dim = discriminator(torch.zeros(2, *data_shape), features=True).shape[-1]
         discriminator = InfoDiscriminator(discriminator, feature_dim, info.categorical,
-                                          info.continuous, info.q_width)
+                                          info.continuous, info.q_width, info.fixed_std)
     if cfg.objective.name == "gmmn":  # the kernel compares the data themselves, flattened
         discriminator = torch.nn.Flatten(-len(data_shape))
     return generator, (Packed(discriminator, pack) if pack > 1 else discriminator)

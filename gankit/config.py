@@ -130,6 +130,7 @@ class InfoGANConfig:
     weight: float = spec(1.0, min=0.0)  # λ of the mutual-information term
     continuous_weight: float = spec(0.1, min=0.0)  # its continuous codes' share
     q_width: int = spec(128, min=1, max=65536)  # hidden width of the Q head
+    fixed_std: bool = spec(False)  # continuous codes: Q's Gaussian has unit variance (mean only)
 
 
 @dataclass

@@ -54,6 +54,25 @@ def test_gaussian_nll_is_the_normal_log_density():
         == pytest.approx(math.log(5))
 
 
+def test_fixed_std_q_outputs_means_only_and_its_cost_is_half_the_squared_error():
+    from gankit.variants.infogan import InfoDiscriminator
+
+    torch.manual_seed(0)
+    body = torch.nn.Linear(6, 6)
+    body.forward = lambda x, features=False, _f=body.forward: _f(x)
+    learned = InfoDiscriminator(body, 6, [3], 2, width=8)
+    fixed = InfoDiscriminator(body, 6, [3], 2, width=8, fixed_std=True)
+    assert learned.q_head[-1].out_features == 3 + 2 * 2
+    assert fixed.q_head[-1].out_features == 3 + 2  # no log-variance outputs
+    x, c = torch.randn(50, 6), torch.rand(50, 2) * 2 - 1
+    _, mean, log_var = fixed.q(x)
+    assert torch.equal(log_var, torch.zeros(50, 2))
+    # −log N(c; μ, 1) = ½(c − μ)² + ½ log 2π per code
+    expected = (0.5 * (c - mean).square() + 0.5 * math.log(2 * math.pi)).sum(-1).mean()
+    assert float(gaussian_nll(mean, log_var, c)) == pytest.approx(float(expected), rel=1e-6)
+    assert load_config("configs/mnist5k-infogan.toml").infogan.fixed_std
+
+
 def test_hungarian_mapping_of_a_permuted_labelling_is_exact():
     labels = torch.arange(1000) % 10
     perm = torch.randperm(10, generator=torch.Generator().manual_seed(3))

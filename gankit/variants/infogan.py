@@ -79,16 +79,21 @@ class InfoDiscriminator(nn.Module):
     """D with the Q head of InfoGAN on its last hidden layer (``features=True``).
 
     ``forward`` is D's as before; ``q(x)`` returns (list of categorical logits, mean,
-    log-variance) of q(c | x).
+    log-variance) of q(c | x). With ``fixed_std`` the continuous codes' Gaussians have
+    unit variance (log-variance 0) and Q outputs only their means, as in the InfoGAN
+    authors' MNIST code: −log Q is then ½(c − μ)² + const, whose pull does not grow as Q
+    sharpens (a learned variance of e⁻⁴ weighs the continuous codes ~55× more).
     """
 
     def __init__(self, net: nn.Module, feature_dim: int, categorical: list[int],
-                 continuous: int, width: int = 128) -> None:
+                 continuous: int, width: int = 128, fixed_std: bool = False) -> None:
         super().__init__()
         self.net, self.categorical, self.continuous = net, list(categorical), continuous
+        self.fixed_std = fixed_std
         self.out_dim = getattr(net, "out_dim", 1)
+        outputs = sum(categorical) + (1 if fixed_std else 2) * continuous
         self.q_head = nn.Sequential(nn.Linear(feature_dim, width), nn.LeakyReLU(0.2),
-                                    nn.Linear(width, sum(categorical) + 2 * continuous))
+                                    nn.Linear(width, outputs))
 
     def forward(self, x: Tensor, features: bool = False) -> Tensor:
         return self.net(x, features=features)
@@ -96,6 +101,9 @@ class InfoDiscriminator(nn.Module):
     def q(self, x: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:
         out = self.q_head(self.net(x, features=True))
         logits = list(out[..., :sum(self.categorical)].split(self.categorical, dim=-1))
+        if self.fixed_std:
+            mean = out[..., sum(self.categorical):]
+            return logits, mean, torch.zeros_like(mean)
         mean, log_var = out[..., sum(self.categorical):].chunk(2, dim=-1)
         return logits, mean, log_var.clamp(-10.0, 10.0)
 

@@ -70,7 +70,7 @@ def test_fixed_std_q_outputs_means_only_and_its_cost_is_half_the_squared_error()
     # −log N(c; μ, 1) = ½(c − μ)² + ½ log 2π per code
     expected = (0.5 * (c - mean).square() + 0.5 * math.log(2 * math.pi)).sum(-1).mean()
     assert float(gaussian_nll(mean, log_var, c)) == pytest.approx(float(expected), rel=1e-6)
-    assert load_config("configs/mnist5k-infogan.toml").infogan.fixed_std
+    assert load_config("configs/mnist5k-infogan.toml", ["infogan.fixed_std=true"]).infogan.fixed_std
 
 
 def test_hungarian_mapping_of_a_permuted_labelling_is_exact():

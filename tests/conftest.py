@@ -12,6 +12,26 @@ TINY = [
 
 
 @pytest.fixture
+def assert_resume_exact(tmp_path):
+    """check(cfg, stop_after): a run stopped after ``stop_after`` steps and resumed ends
+    with bit-for-bit the weights of the uninterrupted run."""
+    from gankit.io import load_checkpoint
+    from gankit.train import train
+
+    def check(cfg, stop_after: int) -> None:
+        train(cfg, tmp_path / "full", progress=False)
+        train(cfg, tmp_path / "split", progress=False, stop_after=stop_after)
+        train(cfg, tmp_path / "split", resume=True, progress=False)
+        a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+        b = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
+        for part in ("generator", "discriminator"):
+            for k in a[part]:
+                assert torch.equal(a[part][k], b[part][k]), (part, k)
+
+    return check
+
+
+@pytest.fixture
 def tiny():
     """Overrides that make any mixture config train in well under a second."""
     return list(TINY)

@@ -172,17 +172,8 @@ def test_hidden_noise_perturbs_every_hidden_activation_in_training_only():
     assert abs(second.std().item() - 0.5) < 0.02 and abs(second.mean().item()) < 0.02
 
 
-def test_ssl_with_input_and_hidden_noise_resumes_exactly(tmp_path, small_classifiers):
-    from gankit.io import load_checkpoint
-
+def test_ssl_with_input_and_hidden_noise_resumes_exactly(small_classifiers, assert_resume_exact):
     cfg = load_config("configs/mnist5k-ssl.toml", TINY_IMAGES + [
         "data.name='digits'", "semisupervised.input_noise=0.3",
         "semisupervised.hidden_noise=0.5"])
-    train(cfg, tmp_path / "full", progress=False)
-    train(cfg, tmp_path / "split", progress=False, stop_after=3)
-    train(cfg, tmp_path / "split", resume=True, progress=False)
-    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
-    b = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
-    for part in ("generator", "discriminator"):
-        for k in a[part]:
-            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    assert_resume_exact(cfg, stop_after=3)

@@ -69,8 +69,8 @@ def test_classifier_critic_logit_is_the_real_probability():
 
 
 def test_d_step_cost_is_half_the_k_plus_one_loss():
-    cfg = load_config("configs/mnist5k-ssl.toml", TINY_IMAGES + ["semisupervised.input_noise=0",
-                                                                 "data.name='digits'"])
+    cfg = load_config("configs/mnist5k-ssl.toml", TINY_IMAGES + [
+        "semisupervised.input_noise=0", "semisupervised.hidden_noise=0", "data.name='digits'"])
     g, d = build_models(cfg, (1, 8, 8))
     rng = torch.Generator().manual_seed(0)
     real, z = torch.rand(8, 1, 8, 8, generator=rng), torch.randn(8, 8, generator=rng)

@@ -32,9 +32,9 @@ def run(config: str, seed: int, out: Path, steps: int | None) -> None:
     train(cfg, run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=False)
 
 
-def table(out: Path) -> str:
+def table(out: Path, configs=CONFIGS) -> str:
     rows = []
-    for config in CONFIGS:
+    for config in configs:
         runs = sorted(out.glob(f"{config}-seed*/summary.json"))
         if not runs:
             continue
@@ -82,7 +82,7 @@ def main() -> None:
         for config in args.configs:
             for seed in args.seeds:
                 run(config, seed, args.out, args.steps)
-    print(table(args.out))
+    print(table(args.out, args.configs))
 
 
 if __name__ == "__main__":

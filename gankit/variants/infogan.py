@@ -100,11 +100,12 @@ class InfoDiscriminator(nn.Module):
 
     def q(self, x: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:
         out = self.q_head(self.net(x, features=True))
-        logits = list(out[..., :sum(self.categorical)].split(self.categorical, dim=-1))
+        n_cat = sum(self.categorical)
+        logits = list(out[..., :n_cat].split(self.categorical, dim=-1))
         if self.fixed_std:
-            mean = out[..., sum(self.categorical):]
+            mean = out[..., n_cat:]
             return logits, mean, torch.zeros_like(mean)
-        mean, log_var = out[..., sum(self.categorical):].chunk(2, dim=-1)
+        mean, log_var = out[..., n_cat:].chunk(2, dim=-1)
         return logits, mean, log_var.clamp(-10.0, 10.0)
 
 

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gankit.nets.mlp import ACTIVATIONS
+
 Tensor = torch.Tensor
-ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Tanh)  # gankit's D activations
 
 
 def k_plus_one_loss(labelled_logits: Tensor, labels: Tensor, real_logits: Tensor,
@@ -50,8 +51,10 @@ class ClassifierCritic(nn.Module):
         if hidden_noise:
             # a hook on each activation module, so any D (MLP or DCGAN) takes it unchanged
             hidden = GaussianNoise(hidden_noise)
+            # the activation types gankit's networks use (DCGAN's LeakyReLU among them)
+            kinds = tuple({type(make()) for make in ACTIVATIONS.values()})
             for module in net.modules():
-                if isinstance(module, ACTIVATIONS):
+                if isinstance(module, kinds):
                     module.register_forward_hook(lambda mod, args, out: hidden(out)
                                                  if mod.training else out)
 

@@ -92,7 +92,7 @@ def build_models(
 
     def generator_net(z_dim: int, width: int, depth: int, vbn: bool = False) -> nn.Module:
         if m.generator == "dcgan":
-            return DCGANGenerator(size, channels, z_dim, width, m.z_dist)
+            return DCGANGenerator(size, channels, z_dim, width, m.z_dist, m.g_hidden)
         g = MLPGenerator(flat, z_dim, width, depth, m.activation, m.z_dist, vbn,
                          tricks.vbn_reference_size)
         return ImageOutput(g, data_shape) if len(data_shape) > 1 else g
@@ -104,7 +104,8 @@ def build_models(
         generator = InfoGenerator(generator, m.z_dim, info.categorical, info.continuous,
                                   m.z_dist)
     if m.discriminator == "dcgan":
-        discriminator = DCGANDiscriminator(size, channels * pack, m.d_width, out_dim)
+        discriminator = DCGANDiscriminator(size, channels * pack, m.d_width, out_dim,
+                                           m.d_hidden, m.d_norm == "batch")
     else:
         discriminator = MLPDiscriminator(flat * pack, m.d_width, m.d_depth, m.activation,
                                          tricks.minibatch_discrimination,
@@ -118,10 +119,13 @@ def build_models(
         discriminator = ClassifierCritic(discriminator, out_dim, cfg.semisupervised.input_noise,
                                          cfg.semisupervised.hidden_noise)
     if cfg.infogan_on:  # Q reads D's last hidden layer
-        with torch.no_grad():
-            feature_dim = discriminator(torch.zeros(2, *data_shape), features=True).shape[-1]
+        with torch.no_grad():  # (eval: a probe must not move batch-norm statistics)
+            feature_dim = discriminator.eval()(torch.zeros(2, *data_shape),
+                                               features=True).shape[-1]
+        discriminator.train()
         discriminator = InfoDiscriminator(discriminator, feature_dim, info.categorical,
-                                          info.continuous, info.q_width, info.fixed_std)
+                                          info.continuous, info.q_width, info.fixed_std,
+                                          m.d_norm == "batch")
     if cfg.objective.name == "gmmn":  # the kernel compares the data themselves, flattened
         discriminator = torch.nn.Flatten(-len(data_shape))
     return generator, (Packed(discriminator, pack) if pack > 1 else discriminator)

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--correct", choices=("drs", "mh"),
                    help="also evaluate samples corrected by D's density ratio (a second row)")
     e.add_argument("--mh-steps", type=int, default=100, help="MH proposals per sample")
+    e.add_argument("--refit-d", type=int, default=0, metavar="STEPS",
+                   help="--correct with a fresh D fitted STEPS steps on the data against the "
+                        "trained G (any run, packed D too) instead of the run's D")
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")
@@ -73,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="discriminator rejection sampling or Metropolis-Hastings with D's "
                         "density-ratio estimate")
     s.add_argument("--mh-steps", type=int, default=100, help="MH proposals per sample")
+    s.add_argument("--refit-d", type=int, default=0, metavar="STEPS",
+                   help="--correct with a fresh D fitted STEPS steps (see gankit eval)")
 
     b = sub.add_parser("bench", help="benchmark tables")
     b.add_argument("table", choices=("throughput", "modes", "seeds", "adagan"),
@@ -281,11 +286,12 @@ def evaluate_seed(args, cfg, generator, discriminator) -> dict:
     metrics.update(variant_metrics(cfg, generator, discriminator))
     result = {"seed": cfg.train.seed, "metrics": metrics}
     if args.correct:
-        check_mh_steps(args.mh_steps)
+        check_correction_args(args)
         samples, rate = corrected_samples(cfg, generator, discriminator, args.correct,
                                           cfg.train.eval_samples,
-                                          cfg.train.seed + EVAL_SEED_OFFSET, args.mh_steps)
-        result["corrected"] = {"method": args.correct, "acceptance_rate": rate,
+                                          cfg.train.seed + EVAL_SEED_OFFSET, args.mh_steps,
+                                          args.refit_d)
+        result["corrected"] = {"method": correction_name(args), "acceptance_rate": rate,
                                "metrics": sample_metrics(cfg, samples)}
     return result
 
@@ -303,9 +309,17 @@ def seed_means(results: list[dict]) -> dict:
     return out
 
 
-def check_mh_steps(steps: int) -> None:
-    if not 1 <= steps <= 100_000:
-        raise GankitError(f"--mh-steps: expected an integer from 1 to 100000, got {steps}")
+def check_correction_args(args) -> None:
+    if not 1 <= args.mh_steps <= 100_000:
+        raise GankitError(f"--mh-steps: expected an integer from 1 to 100000, got {args.mh_steps}")
+    if not 0 <= args.refit_d <= 1_000_000:
+        raise GankitError(f"--refit-d: expected a number of steps from 0 (the run's D) to "
+                          f"1000000, got {args.refit_d}")
+
+
+def correction_name(args) -> str:
+    """The corrected row's name: ``drs``, or ``drs (D refit 2000 steps)``."""
+    return args.correct + (f" (D refit {args.refit_d} steps)" if args.refit_d else "")
 
 
 def cmd_sample(args) -> int:
@@ -332,10 +346,10 @@ def cmd_sample(args) -> int:
     if args.correct:
         from gankit.sampling import corrected_samples
 
-        check_mh_steps(args.mh_steps)
+        check_correction_args(args)
         samples, rate = corrected_samples(cfg, generator, discriminator, args.correct, args.n,
-                                          args.seed, args.mh_steps)
-        print(f"{args.correct}: acceptance rate {rate:.4f}")
+                                          args.seed, args.mh_steps, args.refit_d)
+        print(f"{correction_name(args)}: acceptance rate {rate:.4f}")
     else:
         samples = generate(cfg, generator, args.n, args.seed)
     if out.suffix == ".npy":

@@ -55,6 +55,12 @@ class ModelConfig:
     d_width: int = spec(128, min=1, max=65536)
     d_depth: int = spec(2, min=1, max=64)
     activation: str = spec("relu", choices=tuple(ACTIVATIONS))
+    # dcgan only: a fully connected hidden layer of this width after D's convolutions and
+    # before G's projection (InfoGAN's MNIST networks use 1024; 0 = none), and batch norm
+    # in D (after its second convolution and that layer; InfoGAN's D and Q have it)
+    d_hidden: int = spec(0, min=0, max=65536)
+    g_hidden: int = spec(0, min=0, max=65536)
+    d_norm: str = spec("none", choices=("none", "batch"))
 
 
 @dataclass
@@ -293,6 +299,15 @@ def combination_problems(cfg: Config) -> list[str]:
         if not images and getattr(m, player) == "dcgan":
             problems.append(f"model.{player}: 'dcgan' does not fit data.name = "
                             f"{cfg.data.name!r} (not images); allowed: mlp")
+    for name, player, off in (("d_hidden", "discriminator", 0), ("d_norm", "discriminator", "none"),
+                              ("g_hidden", "generator", 0)):
+        if getattr(m, name) != off and getattr(m, player) != "dcgan":
+            problems.append(f"model.{name}: {getattr(m, name)!r} is for the dcgan networks "
+                            f"(model.{player} = {getattr(m, player)!r}); allowed: {off!r}")
+    if m.d_norm == "batch" and get_objective(cfg.objective.name).gradient_penalty:
+        problems.append(f"model.d_norm: 'batch' makes D's output depend on its batch, which "
+                        f"{cfg.objective.name}'s per-sample gradient penalty does not allow; "
+                        "allowed: none")
     for name, on, player in (
             ("minibatch_discrimination", tricks.minibatch_discrimination, m.discriminator),
             ("virtual_batch_norm", tricks.virtual_batch_norm, m.generator)):

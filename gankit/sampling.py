@@ -21,6 +21,7 @@ generator samples toward the data:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -122,20 +123,67 @@ def density_ratio_logit(cfg, discriminator: torch.nn.Module) -> Logit:
     return logit
 
 
+def fit_density_ratio(cfg, draw_real: Draw, draw_fake: Draw, steps: int, seed: int,
+                      device: torch.device | str = "cpu") -> torch.nn.Module:
+    """A fresh D of the config's architecture (no tricks: unpacked, unsmoothed) trained
+    ``steps`` Adam steps (``train.lr_d``, ``train.betas_d``, ``train.batch_size``) with the
+    cross-entropy cost to tell ``draw_real`` from ``draw_fake`` (each called as
+    ``draw(n, rng)``, real first). At the optimum its logit is log p_real/p_fake
+    (Goodfellow 2016 §3.2.3), the estimate DRS, MH and AdaGAN's weights need; a frozen
+    generator's D after training is only near that optimum (Azadi et al. 2019 keep
+    training D on the final G for this reason)."""
+    from gankit.build import build_models
+    from gankit.objectives import discriminator_loss
+
+    plain = dataclasses.replace(cfg, tricks=type(cfg.tricks)(), objective=type(cfg.objective)())
+    rng = torch.Generator().manual_seed(seed)
+    n = cfg.train.batch_size
+    shape = tuple(draw_real(1, torch.Generator().manual_seed(seed)).shape[1:])
+    _, d = build_models(plain, shape, seed)
+    d.to(device)
+    opt = torch.optim.Adam(d.parameters(), lr=cfg.train.lr_d, betas=tuple(cfg.train.betas_d))
+    for _ in range(steps):
+        real = draw_real(n, rng).to(device)
+        with torch.no_grad():
+            fake = draw_fake(n, rng).to(device)
+        loss = discriminator_loss(d(real), d(fake))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return d.eval()
+
+
 CORRECTIONS = ("drs", "mh")
 
 
+REFIT_SEED_OFFSET = 5_000_011  # the refitted D's draws, apart from training and eval
+
+
 def corrected_samples(cfg, generator, discriminator, method: str, n: int, seed: int,
-                      mh_steps: int = 100) -> tuple[Tensor, float]:
-    """n samples of a trained run corrected by ``method`` (drs | mh), and acceptance rate."""
+                      mh_steps: int = 100, refit_steps: int = 0) -> tuple[Tensor, float]:
+    """n samples of a trained run corrected by ``method`` (drs | mh), and acceptance rate.
+
+    ``refit_steps > 0``: the density ratio comes from a fresh D fitted that many steps on
+    the data against the trained generator (``fit_density_ratio``) instead of the run's D,
+    so it also serves runs whose D does not estimate log p/q (packed, smoothed, WGAN).
+    """
+    from gankit.build import build_target
     from gankit.evaluate import generate
 
     if method not in CORRECTIONS:
         raise GankitError(f"--correct: got {method!r}; allowed: {', '.join(CORRECTIONS)}")
-    logit = density_ratio_logit(cfg, discriminator)
 
     def draw(k: int, rng: torch.Generator) -> Tensor:
         return generate(cfg, generator, k, rng)
+
+    if refit_steps:
+        device = next(generator.parameters()).device
+        # (an image dataset's target is its train split, as training saw it)
+        discriminator = fit_density_ratio(cfg, build_target(cfg).sample, draw, refit_steps,
+                                          cfg.train.seed + REFIT_SEED_OFFSET, device)
+        cfg = dataclasses.replace(cfg, tricks=type(cfg.tricks)(),
+                                  objective=type(cfg.objective)())
+    logit = density_ratio_logit(cfg, discriminator)
 
     rng = torch.Generator().manual_seed(seed)
     if method == "drs":

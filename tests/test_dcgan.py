@@ -28,3 +28,23 @@ def test_discriminator_verdict_does_not_depend_on_the_batch():
 def test_unsupported_size():
     with pytest.raises(GankitError, match="allowed: 8, 28"):
         DCGANGenerator(32)
+
+
+def test_infogan_networks_fully_connected_layer_and_batch_norm():
+    """hidden = 1024-style layers (InfoGAN's MNIST networks): D's features are that layer;
+    with batch_norm a train-mode verdict depends on the batch, an eval-mode one does not."""
+    torch.manual_seed(0)
+    g = DCGANGenerator(28, 1, z_dim=16, width=8, hidden=32)
+    d = DCGANDiscriminator(28, 1, width=8, hidden=24, batch_norm=True)
+    assert isinstance(g.project[0], torch.nn.Linear) and g.project[0].out_features == 32
+    x = g.sample(6)
+    assert x.shape == (6, 1, 28, 28)
+    assert d(x, features=True).shape == (6, 24) and d(x).shape == (6,)
+    norms = [m for m in d.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+    assert len(norms) == 2  # the second convolution and the hidden layer
+    a, b = torch.randn(3, 1, 28, 28), torch.randn(4, 1, 28, 28)
+    assert not torch.allclose(d(torch.cat([a, b]))[:3], d(a), atol=1e-4)
+    d.eval()
+    assert torch.allclose(d(torch.cat([a, b]))[:3], d(a), atol=1e-5)
+    plain = DCGANDiscriminator(28, 1, width=8, hidden=24)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in plain.modules())

@@ -74,3 +74,11 @@ def test_image_configs_refuse_what_does_not_fit(tmp_path):
             load_config("configs/digits-dcgan.toml", extra)
     with pytest.raises(GankitError, match="data.root"):
         load_config("configs/mnist5k-dcgan.toml", ["data.name='mnist'"])
+    for extra, field in ((["model.d_hidden=64"], "model.d_hidden: 64 is for the dcgan"),
+                         (["model.d_norm='batch'"], "model.d_norm: 'batch' is for the dcgan"),
+                         (["model.g_hidden=64"], "model.g_hidden: 64 is for the dcgan")):
+        with pytest.raises(GankitError, match=field):
+            load_config("configs/ring8-nonsaturating.toml", extra)
+    with pytest.raises(GankitError, match="model.d_norm: 'batch' makes D's output depend"):
+        load_config("configs/digits-dcgan.toml", ["model.d_norm='batch'",
+                                                  "objective.name='wasserstein_gp'"])

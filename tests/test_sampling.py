@@ -72,3 +72,33 @@ def test_sample_and_eval_with_correction_through_the_cli(tmp_path, tiny, capsys)
     assert 0 < result["corrected"]["acceptance_rate"] <= 1
     assert result["corrected"]["metrics"]["samples"] == 200 == result["metrics"]["samples"]
     assert main(["eval", str(tmp_path / "r"), "--correct", "mh", "--mh-steps", "0"]) == 2
+
+
+def test_a_refitted_discriminator_estimates_the_log_density_ratio():
+    """fit_density_ratio's D approaches D*: its logit near each mode is log p/q there."""
+    from gankit.sampling import fit_density_ratio
+
+    cfg = load_config(None, ["model.d_width=32", "train.batch_size=256", "train.lr_d=3e-3"])
+    d = fit_density_ratio(cfg, P.sample, draw, 1500, seed=0)
+    x = torch.tensor([[-3.0], [-2.7], [3.0], [3.3]])
+    with torch.no_grad():
+        assert torch.allclose(d(x), LOGIT(x).float(), atol=0.25)  # log 5/9 and log 5
+
+
+def test_a_packed_run_is_corrected_with_a_refitted_discriminator(tmp_path, tiny, capsys):
+    sets = [a for s in tiny for a in ("--set", s)]
+    run = str(tmp_path / "r")
+    assert main(["train", "configs/grid25-pacgan4.toml", "--out", run, "--no-progress",
+                 *sets]) == 0
+    capsys.readouterr()
+    assert main(["eval", run, "--correct", "drs"]) == 2  # its D judges packs of 4
+    assert "packed D" in capsys.readouterr().err
+    assert main(["eval", run, "--json", "--correct", "drs", "--refit-d", "50"]) == 0
+    corrected = json.loads(capsys.readouterr().out)["corrected"]
+    assert corrected["method"] == "drs (D refit 50 steps)"
+    assert 0 < corrected["acceptance_rate"] <= 1 and corrected["metrics"]["samples"] == 200
+    assert main(["sample", run, "-n", "100", "--out", str(tmp_path / "s.npy"),
+                 "--correct", "mh", "--mh-steps", "3", "--refit-d", "20"]) == 0
+    assert "mh (D refit 20 steps): acceptance rate" in capsys.readouterr().out
+    assert main(["eval", run, "--correct", "drs", "--refit-d", "-1"]) == 2
+    assert "--refit-d: expected" in capsys.readouterr().err

@@ -2,8 +2,14 @@
 images: 8x8 (digits) and 28x28 (MNIST), any number of channels (3 for stacked MNIST).
 
 G: z → linear to 128·s·s → two stride-2 transposed convolutions (batch norm, ReLU) → tanh.
-D: two stride-2 convolutions (leaky ReLU 0.2, no batch norm, so a sample's logit never
-depends on its batch) → linear to one logit. s = size / 4 (7 for 28x28, 2 for 8x8).
+D: two stride-2 convolutions (leaky ReLU 0.2) → linear to one logit. s = size / 4 (7 for
+28x28, 2 for 8x8). By default D has no batch norm, so a sample's logit never depends on
+its batch.
+
+InfoGAN's MNIST networks (Chen et al. 2016, appendix C.1) are these with ``hidden = 1024``:
+a fully connected layer (batch norm, ReLU) before G's projection, one (leaky ReLU) after
+D's convolutions, and with ``batch_norm`` D normalises its second convolution and that
+layer.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ def _base(size: int) -> int:
 
 class DCGANGenerator(nn.Module):
     def __init__(self, size: int = 28, channels: int = 1, z_dim: int = 64, width: int = 64,
-                 z_dist: str = "normal") -> None:
+                 z_dist: str = "normal", hidden: int = 0) -> None:
         super().__init__()
         self.z_dim, self.z_dist, self.s, self.width = z_dim, z_dist, _base(size), width
-        self.project = nn.Sequential(nn.Linear(z_dim, 2 * width * self.s * self.s),
-                                     nn.BatchNorm1d(2 * width * self.s * self.s), nn.ReLU())
+        projected = 2 * width * self.s * self.s
+        fc = [nn.Linear(z_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU()] if hidden else []
+        self.project = nn.Sequential(*fc, nn.Linear(hidden or z_dim, projected),
+                                     nn.BatchNorm1d(projected), nn.ReLU())
         self.net = nn.Sequential(
             nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
             nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh())
@@ -45,13 +53,18 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     def __init__(self, size: int = 28, channels: int = 1, width: int = 64,
-                 out_dim: int = 1) -> None:
+                 out_dim: int = 1, hidden: int = 0, batch_norm: bool = False) -> None:
         super().__init__()
         s, self.out_dim = _base(size), out_dim
+        flat = 2 * width * s * s
+        fc = [nn.Linear(flat, hidden), *([nn.BatchNorm1d(hidden)] if batch_norm else []),
+              nn.LeakyReLU(0.2)] if hidden else []
         self.body = nn.Sequential(
             nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.LeakyReLU(0.2), nn.Flatten())
-        self.head = nn.Linear(2 * width * s * s, out_dim)  # a logit, or an MMD-GAN embedding
+            nn.Conv2d(width, 2 * width, 4, 2, 1),
+            *([nn.BatchNorm2d(2 * width)] if batch_norm else []), nn.LeakyReLU(0.2),
+            nn.Flatten(), *fc)
+        self.head = nn.Linear(hidden or flat, out_dim)  # a logit, or an MMD-GAN embedding
 
     def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor:
         h = self.body(x)

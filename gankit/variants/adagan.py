@@ -33,7 +33,7 @@ from gankit.config import Config, from_dict
 from gankit.errors import GankitError
 from gankit.evaluate import EVAL_SEED_OFFSET, evaluate_generator
 from gankit.nets.mlp import sample_latent
-from gankit.objectives import discriminator_loss
+from gankit.sampling import fit_density_ratio
 
 Tensor = torch.Tensor
 WEIGHTS_SEED_OFFSET = 7_000_003  # the classifiers' draws, apart from training and eval
@@ -118,25 +118,19 @@ def training_points(cfg: Config, target) -> Tensor:
 
 def classifier_logits(cfg: Config, mixture: Mixture, points: Tensor, seed: int,
                       device: torch.device) -> tuple[Tensor, nn.Module]:
-    """Train a fresh D (the config's architecture, no tricks) for ``adagan.classifier_steps``
-    to tell the training points from the mixture's samples with the cross-entropy cost;
-    return its logits on the points, l ≈ log dP_data/dP_mixture, and D itself."""
-    plain = dataclasses.replace(cfg, tricks=type(cfg.tricks)(),
-                                objective=type(cfg.objective)())
-    _, d = build_models(plain, tuple(points.shape[1:]), seed)
-    d.to(device)
-    opt = torch.optim.Adam(d.parameters(), lr=cfg.train.lr_d, betas=tuple(cfg.train.betas_d))
-    g = torch.Generator().manual_seed(seed)
-    n, mixture = cfg.train.batch_size, mixture.eval()
-    for _ in range(cfg.adagan.classifier_steps):
-        real = points[torch.randint(len(points), (n,), generator=g)].to(device)
-        z = sample_latent(n, mixture.z_dim, mixture.z_dist, g).to(device)
-        with torch.no_grad():
-            fake = mixture(z)
-        loss = discriminator_loss(d(real), d(fake))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    """A fresh D fitted for ``adagan.classifier_steps`` to tell the training points from
+    the mixture's samples (``gankit.sampling.fit_density_ratio``); return its logits on
+    the points, l ≈ log dP_data/dP_mixture, and D itself."""
+    mixture = mixture.eval()
+
+    def draw_points(n: int, g: torch.Generator) -> Tensor:
+        return points[torch.randint(len(points), (n,), generator=g)]
+
+    def draw_mixture(n: int, g: torch.Generator) -> Tensor:
+        return mixture(sample_latent(n, mixture.z_dim, mixture.z_dist, g).to(device))
+
+    d = fit_density_ratio(cfg, draw_points, draw_mixture, cfg.adagan.classifier_steps, seed,
+                          device)
     with torch.no_grad():
         logits = torch.cat([d(c.to(device)).float().cpu() for c in points.split(4096)])
     return logits, d

@@ -86,13 +86,15 @@ class InfoDiscriminator(nn.Module):
     """
 
     def __init__(self, net: nn.Module, feature_dim: int, categorical: list[int],
-                 continuous: int, width: int = 128, fixed_std: bool = False) -> None:
+                 continuous: int, width: int = 128, fixed_std: bool = False,
+                 batch_norm: bool = False) -> None:
         super().__init__()
         self.net, self.categorical, self.continuous = net, list(categorical), continuous
         self.fixed_std = fixed_std
         self.out_dim = getattr(net, "out_dim", 1)
         outputs = sum(categorical) + (1 if fixed_std else 2) * continuous
-        self.q_head = nn.Sequential(nn.Linear(feature_dim, width), nn.LeakyReLU(0.2),
+        norm = [nn.BatchNorm1d(width)] if batch_norm else []  # (InfoGAN's Q has it)
+        self.q_head = nn.Sequential(nn.Linear(feature_dim, width), *norm, nn.LeakyReLU(0.2),
                                     nn.Linear(width, outputs))
 
     def forward(self, x: Tensor, features: bool = False) -> Tensor:

@@ -351,7 +351,8 @@ def variant_problems(cfg: Config) -> list[str]:
             continue
         field = "infogan.categorical / continuous" if name == "infogan" else \
             "semisupervised.labels_per_class"
-        for what, bad in (("train.seeds", cfg.train.seeds > 1), ("tricks.pack", t.pack > 1),
+        for what, bad in (("train.seeds", cfg.train.seeds > 1 and name == "semisupervised"),
+                          ("tricks.pack", t.pack > 1),
                           ("tricks.unroll_steps", t.unroll_steps > 0),
                           ("adagan.components", cfg.adagan.components > 1)):
             if bad:

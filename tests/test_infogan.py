@@ -194,7 +194,7 @@ def test_mnist5k_infogan_config_draws_traversals(tmp_path, small_classifiers):
 
 
 def test_infogan_refuses_what_it_does_not_combine_with():
-    for extra, field in ((["train.seeds=2"], "train.seeds"), (["tricks.pack=2"], "tricks.pack"),
+    for extra, field in ((["tricks.pack=2"], "tricks.pack"),
                          (["objective.name='gmmn'"], "objective.name"),
                          (["infogan.categorical=[1]"], "infogan.categorical"),
                          (["infogan.categorical=[2.5]"], "infogan.categorical"),

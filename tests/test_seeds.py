@@ -32,6 +32,7 @@ CASES = {
                           "tricks.feature_matching=true"],
     "mmd-gan+clip": ["objective.name='mmd-gan'", "objective.weight_clip=0.3"],
     "gmmn": ["objective.name='gmmn'", "objective.bandwidths=[0.1, 1.0]"],
+    "infogan": ["infogan.categorical=[5, 3]", "infogan.continuous=1", "infogan.q_width=8"],
 }
 
 
@@ -63,7 +64,7 @@ def test_stacked_seeds_reproduce_single_runs(tmp_path, tiny, extra):
         mmd = "objective.name='mmd-gan'" in extra
         assert_close_state(d.state_dict(), d_ref.state_dict(), atol=1e-3 if mmd else 5e-5,
                            skip=("net.4.bias",) if mmd else ())
-        z, x = torch.randn(64, cfg.model.z_dim), torch.randn(64, 2)
+        z, x = torch.randn(64, g.z_dim), torch.randn(64, 2)  # (InfoGAN: z and the codes)
         torch.testing.assert_close(g(z), g_ref(z), atol=1e-3, rtol=0)
         centre = (lambda out: out - out.mean(0)) if mmd else (lambda out: out)
         torch.testing.assert_close(centre(d(x)), centre(d_ref(x)), atol=1e-3, rtol=0)

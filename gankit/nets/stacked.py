@@ -71,6 +71,12 @@ class Stacked(nn.Module):
 
         return vmap(one)(*self._state(), x)
 
+    @property
+    def template(self) -> nn.Module:
+        """The architecture without weights (on the meta device): for methods that read
+        no weights, such as ``InfoGenerator.codes``."""
+        return self._template
+
     def unstack(self, i: int) -> nn.Module:
         """Copy ``i`` as a plain network (a detached copy of its weights)."""
         params, buffers = self._state()

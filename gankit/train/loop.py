@@ -239,7 +239,9 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
     def info_term(z: torch.Tensor):  # InfoGAN: the codes in z, with their weights
         if not cfg.infogan_on:
             return None
-        return generator.codes(z), cfg.infogan.weight, cfg.infogan.continuous_weight
+        # (codes read no weights: with seeds stacked, the template's)
+        codes = getattr(generator, "template", generator).codes
+        return codes(z), cfg.infogan.weight, cfg.infogan.continuous_weight
 
     wall0 = time.perf_counter()
     bar = tqdm(total=t.steps, initial=start, disable=not (progress and world.main) or None,
@@ -353,10 +355,12 @@ def finish(cfg, out, generator, discriminator, target, run_info, wall_time) -> d
             f"samples_seed{seed_cfg.train.seed}.png"
         plot_samples(samples, target, d, out / name,
                      title=f"{cfg.data.name} · {cfg.objective.name} · seed {seed_cfg.train.seed}")
-    if cfg.infogan_on or cfg.semisupervised_on:  # (one seed)
-        from gankit.variants import variant_metrics
+        if cfg.infogan_on or cfg.semisupervised_on:  # (pictures of the first seed)
+            from gankit.variants import variant_metrics
 
-        metrics.update(variant_metrics(cfg, g, d, out, baseline=True))
+            first = seed_cfg.train.seed == cfg.train.seed
+            metrics.update(variant_metrics(seed_cfg, g, d, out if first else None,
+                                           baseline=True))
     result = {"metrics": metrics} if len(per_seed) == 1 else \
         {**summarize_seeds([p["metrics"] for p in per_seed]), "per_seed": per_seed}
     plot_losses(io.read_metrics(out / "metrics.jsonl"), out / "losses.png")

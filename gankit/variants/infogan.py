@@ -66,7 +66,8 @@ class InfoGenerator(nn.Module):
 
     def decode(self, z: Tensor, categorical: Tensor, continuous: Tensor) -> Tensor:
         """G on explicit codes: ``continuous`` may leave [−1, 1] (traversals)."""
-        onehots = [F.one_hot(categorical[..., i], k).to(z.dtype)
+        # (a comparison, not F.one_hot: it checks values, which vmap over seeds forbids)
+        onehots = [(categorical[..., i, None] == torch.arange(k, device=z.device)).to(z.dtype)
                    for i, k in enumerate(self.categorical)]
         return self.net(torch.cat([z, *onehots, continuous.to(z.dtype)], dim=-1))
 
@@ -97,8 +98,10 @@ class InfoDiscriminator(nn.Module):
         self.q_head = nn.Sequential(nn.Linear(feature_dim, width), *norm, nn.LeakyReLU(0.2),
                                     nn.Linear(width, outputs))
 
-    def forward(self, x: Tensor, features: bool = False) -> Tensor:
-        return self.net(x, features=features)
+    def forward(self, x: Tensor, features: bool = False, q: bool = False):
+        """D's logit (its features with ``features``), or with ``q`` what ``q(x)`` returns
+        (the form ``Stacked`` seeds can call)."""
+        return self.q(x) if q else self.net(x, features=features)
 
     def q(self, x: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:
         out = self.q_head(self.net(x, features=True))
@@ -118,13 +121,16 @@ def code_entropy(categorical: list[int], continuous: int) -> tuple[float, float]
 
 
 def categorical_nll(logits: list[Tensor], codes: Tensor) -> Tensor:
-    """−E log Q(c_cat | x), summed over the categorical codes (nats)."""
-    return sum((F.cross_entropy(lg, codes[..., i]) for i, lg in enumerate(logits)),
+    """−E log Q(c_cat | x), summed over the categorical codes (nats); the mean runs over
+    every leading dimension (samples, or seeds × samples)."""
+    return sum((F.cross_entropy(lg.flatten(0, -2), codes[..., i].flatten())
+                for i, lg in enumerate(logits)),
                torch.zeros((), device=codes.device))
 
 
 def gaussian_nll(mean: Tensor, log_var: Tensor, codes: Tensor) -> Tensor:
-    """−E log N(c_cont; mean, exp(log_var)), summed over the continuous codes (nats)."""
+    """−E log N(c_cont; mean, exp(log_var)), summed over the continuous codes (nats; the
+    mean over every leading dimension)."""
     if codes.shape[-1] == 0:
         return torch.zeros((), device=codes.device)
     nll = 0.5 * (log_var + (codes - mean).square() / log_var.exp() + math.log(2 * math.pi))
@@ -135,7 +141,7 @@ def info_loss(discriminator: InfoDiscriminator, fake: Tensor, categorical: Tenso
               continuous: Tensor, continuous_weight: float = 1.0) -> Tensor:
     """−L_I + H(c) = E[−log Q(c | x)] on generated x with codes c, the continuous part
     weighted by ``continuous_weight``."""
-    logits, mean, log_var = discriminator.q(fake)
+    logits, mean, log_var = discriminator(fake, q=True)
     return categorical_nll(logits, categorical) + \
         continuous_weight * gaussian_nll(mean, log_var, continuous)
 

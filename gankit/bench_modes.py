@@ -9,6 +9,7 @@ histogram), reported as mean ± standard error over seeds.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -43,8 +44,17 @@ METHODS: dict[str, list[str]] = {
     # kernels over the raw 2-D points, from below the component σ to the layout's scale
     "GMMN": ["objective.name='gmmn'", "objective.bandwidths=[0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]"],
     "MMD-GAN": ["objective.name='mmd-gan'"],  # Gaussian σ ∈ {1, …, 16} on a 16-d embedding
+    # A categorical latent code with one value per mode (told the mode count), kept apart
+    # by InfoGAN's mutual-information term: a G fed a connected latent (a Gaussian) must
+    # put mass between the modes of a disconnected target, one fed a discrete code need
+    # not. configs/grid25-infogan.toml's batch and steps.
+    "InfoGAN (K = modes)": ["train.steps=6000", "train.batch_size=256"],
     "gankit recipe": [],  # the settings of gankit/recipe.toml (see recipe_overrides)
 }
+# Corrected rows: a trained method's seeds sampled through D's density ratio (gankit.sampling;
+# the method's D must estimate it: unpacked, cross-entropy), named apart from the raw row.
+# They reuse that method's runs when the table trained them.
+CORRECTED = {"InfoGAN (K = modes) + DRS": ("InfoGAN (K = modes)", "drs")}
 # PacGAN (Lin et al. 2018) Table 1, 10 seeds: modes, % high quality, reverse KL.
 PUBLISHED = {
     "grid25": [("GAN (PacGAN Table 1)", 17.3, 94.8, 0.70),
@@ -66,6 +76,10 @@ def method_config(method: str, dataset: str, seeds: int, steps: int | None):
         path = recipe_path()
     else:
         overrides, path = BASE + METHODS[method], None
+    if method == "InfoGAN (K = modes)":
+        from gankit.data.mixtures import mixture
+
+        overrides = overrides + [f"infogan.categorical=[{mixture(dataset).num_modes}]"]
     overrides = overrides + [f"data.name='{dataset}'", f"train.seeds={seeds}", "train.seed=0"]
     if steps is not None:
         overrides.append(f"train.steps={steps}")
@@ -81,33 +95,68 @@ def modes_table(dataset: str = "grid25", seeds: int = 10, steps: int | None = No
     """
     if dataset not in DATASETS:
         raise GankitError(f"--dataset: {dataset!r} not supported; allowed: {', '.join(DATASETS)}")
-    methods = methods or list(METHODS)
-    unknown = [m for m in methods if m not in METHODS]
+    methods = methods or [*METHODS, *CORRECTED]
+    unknown = [m for m in methods if m not in METHODS and m not in CORRECTED]
     if unknown:
         raise GankitError(f"--methods: unknown method {unknown[0]!r}; allowed: "
-                          f"{', '.join(METHODS)}")
+                          f"{', '.join([*METHODS, *CORRECTED])}")
     root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="gankit-modes-"))
-    rows = []
+    rows, trained = [], {}  # method → (its config, run directory, training seconds)
     try:
         for method in methods:
-            cfg = method_config(method, dataset, seeds, steps)
-            run = root / f"{dataset}-{method.replace(' ', '-').replace('=', '')}"
-            start = time.perf_counter()
-            summary = train(cfg, run, progress=progress)
-            total = time.perf_counter() - start
-            m, se = summary["metrics"], summary.get("metrics_stderr", {})
+            raw, correction = CORRECTED.get(method, (method, None))
+            if raw not in trained:
+                cfg = method_config(raw, dataset, seeds, steps)
+                slug = re.sub(r"[^A-Za-z0-9]+", "-", raw.replace("=", "")).strip("-")
+                run = root / f"{dataset}-{slug}"  # (ring8-unrolled-GAN-k5, ...)
+                start = time.perf_counter()
+                summary = train(cfg, run, progress=progress)
+                trained[raw] = (cfg, run, time.perf_counter() - start, summary)
+            cfg, run, total, summary = trained[raw]
+            if correction is None:
+                per_seed = summary["per_seed"] if seeds > 1 else \
+                    [{"seed": cfg.train.seed, "metrics": summary["metrics"]}]
+                extra = {}
+            else:
+                start = time.perf_counter()
+                per_seed = corrected_metrics(run, correction)
+                total += time.perf_counter() - start  # training + correcting
+                extra = {"acceptance_rate": sum(p["acceptance_rate"] for p in per_seed) / seeds}
             rows.append({"method": method, "steps": cfg.train.steps, "seeds": seeds,
-                         "modes": m["modes"], "modes_se": se.get("modes"),
-                         "high_quality": m["high_quality"],
-                         "high_quality_se": se.get("high_quality"),
-                         "reverse_kl": m["reverse_kl"], "reverse_kl_se": se.get("reverse_kl"),
-                         "seconds_per_seed": total / seeds, "seconds_total": total,
-                         "per_seed": summary.get("per_seed"), "run_dir": str(run)})
+                         **metric_row([p["metrics"] for p in per_seed]),
+                         "seconds_per_seed": total / seeds,
+                         "seconds_total": total, "per_seed": per_seed, "run_dir": str(run),
+                         **extra})
     finally:
         if out is None:
             shutil.rmtree(root, ignore_errors=True)
     return {"dataset": dataset, "seeds": seeds, "rows": rows, "published": PUBLISHED[dataset],
             "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+
+
+def metric_row(per_seed: list[dict]) -> dict:
+    """Modes, high quality and reverse KL: mean and standard error over the seeds."""
+    from gankit.evaluate import summarize_seeds
+
+    m = summarize_seeds(per_seed)
+    mean, se = m["metrics"], m.get("metrics_stderr", {})
+    return {k: v for key in ("modes", "high_quality", "reverse_kl")
+            for k, v in ((key, mean[key]), (key + "_se", se.get(key)))}
+
+
+def corrected_metrics(run: Path, method: str) -> list[dict]:
+    """Each seed of a trained run evaluated on ``method``-corrected samples (the run's
+    own D; the evaluation seed of its raw samples): seed, metrics and acceptance rate."""
+    from gankit.evaluate import EVAL_SEED_OFFSET, load_run, sample_metrics, seed_players
+    from gankit.sampling import corrected_samples
+
+    per_seed = []
+    for cfg, g, d in seed_players(*load_run(run)[:3]):
+        samples, rate = corrected_samples(cfg, g, d, method, cfg.train.eval_samples,
+                                          cfg.train.seed + EVAL_SEED_OFFSET)
+        per_seed.append({"seed": cfg.train.seed, "metrics": sample_metrics(cfg, samples),
+                         "acceptance_rate": rate})
+    return per_seed
 
 
 def adagan_table(dataset: str = "grid25", seeds: int = 10, components: int = 5,

@@ -1,3 +1,7 @@
+import math
+
+import pytest
+
 from gankit.bench import count_flops, format_throughput, throughput, toy_mlp
 
 
@@ -27,18 +31,25 @@ def test_modes_table_runs_every_method_it_names(tmp_path, capsys):
 
     from gankit.cli import main
 
+    methods = ["GAN minimax", "gankit recipe", "InfoGAN (K = modes)",
+               "InfoGAN (K = modes) + DRS"]
     code = main(["bench", "modes", "--dataset", "ring8", "--seeds", "2", "--steps", "10",
-                 "--methods", "GAN minimax,gankit recipe", "--out", str(tmp_path / "b"),
-                 "--json"])
+                 "--methods", ",".join(methods), "--out", str(tmp_path / "b"), "--json"])
     assert code == 0
     r = json.loads(capsys.readouterr().out)
-    assert [row["method"] for row in r["rows"]] == ["GAN minimax", "gankit recipe"]
+    assert [row["method"] for row in r["rows"]] == methods
     for row in r["rows"]:
         assert row["steps"] == 10 and [p["seed"] for p in row["per_seed"]] == [0, 1]
         hq = [p["metrics"]["high_quality"] for p in row["per_seed"]]
-        assert row["high_quality"] == sum(hq) / 2
-        assert (tmp_path / "b" / f"ring8-{row['method'].replace(' ', '-')}" /
-                "summary.json").exists()
+        assert row["high_quality"] == pytest.approx(sum(hq) / 2)
+    raw, drs = r["rows"][2:]
+    assert drs["run_dir"] == raw["run_dir"]  # the corrected row samples the raw row's GANs
+    assert 0 < drs["acceptance_rate"] <= 1 and drs["per_seed"] != raw["per_seed"]
+    assert drs["seconds_total"] > raw["seconds_total"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "ring8-GAN-minimax", "ring8-InfoGAN-K-modes", "ring8-gankit-recipe"]
+    summary = json.loads((tmp_path / "b" / "ring8-InfoGAN-K-modes" / "summary.json").read_text())
+    assert summary["per_seed"][0]["metrics"]["mi_max"] == pytest.approx(math.log(8))
     assert r["published"][0][1] == 6.3  # PacGAN Table 1, ring8 GAN
 
 

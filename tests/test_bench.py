@@ -31,8 +31,7 @@ def test_modes_table_runs_every_method_it_names(tmp_path, capsys):
 
     from gankit.cli import main
 
-    methods = ["GAN minimax", "gankit recipe", "InfoGAN (K = modes)",
-               "InfoGAN (K = modes) + DRS"]
+    methods = ["GAN minimax", "gankit recipe", "InfoGAN K=50", "InfoGAN K=50 + DRS"]
     code = main(["bench", "modes", "--dataset", "ring8", "--seeds", "2", "--steps", "10",
                  "--methods", ",".join(methods), "--out", str(tmp_path / "b"), "--json"])
     assert code == 0
@@ -47,9 +46,9 @@ def test_modes_table_runs_every_method_it_names(tmp_path, capsys):
     assert 0 < drs["acceptance_rate"] <= 1 and drs["per_seed"] != raw["per_seed"]
     assert drs["seconds_total"] > raw["seconds_total"]
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
-        "ring8-GAN-minimax", "ring8-InfoGAN-K-modes", "ring8-gankit-recipe"]
-    summary = json.loads((tmp_path / "b" / "ring8-InfoGAN-K-modes" / "summary.json").read_text())
-    assert summary["per_seed"][0]["metrics"]["mi_max"] == pytest.approx(math.log(8))
+        "ring8-GAN-minimax", "ring8-InfoGAN-K50", "ring8-gankit-recipe"]
+    summary = json.loads((tmp_path / "b" / "ring8-InfoGAN-K50" / "summary.json").read_text())
+    assert summary["per_seed"][0]["metrics"]["mi_max"] == pytest.approx(math.log(50))
     assert r["published"][0][1] == 6.3  # PacGAN Table 1, ring8 GAN
 
 

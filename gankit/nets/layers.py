@@ -22,27 +22,33 @@ def double_backward():
         _DOUBLE_BACKWARD.reset(token)
 
 
-def pack(x: torch.Tensor, m: int) -> torch.Tensor:
+def pack(x: torch.Tensor, m: int, sample_dims: int | None = None) -> torch.Tensor:
     """Concatenate m consecutive samples along the first feature axis: (n·m, d) →
     (n, m·d); images (n·m, C, H, W) → (n, m·C, H, W), the PacGAN paper's channel stacking.
+    With ``sample_dims`` (the number of dimensions of one sample) any leading dimensions
+    before the batch are kept: (S, n·m, d) → (S, n, m·d).
 
     PacGAN (Lin et al. 2018, "PacGAN: The power of two samples in generative adversarial
     networks", §3): D judges m samples jointly, all from the data or all from G.
     """
-    if x.shape[0] % m:
-        raise ValueError(f"batch of {x.shape[0]} samples cannot be packed in groups of {m}")
-    return x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
+    b = 0 if sample_dims is None else x.ndim - sample_dims - 1  # the batch axis
+    lead, n, rest = x.shape[:b], x.shape[b], x.shape[b + 1:]
+    if n % m:
+        raise ValueError(f"batch of {n} samples cannot be packed in groups of {m}")
+    return x.reshape(*lead, n // m, m * rest[0], *rest[1:])
 
 
 class Packed(nn.Module):
-    """A discriminator on packs: takes (n·m, d) samples and returns n logits."""
+    """A discriminator on packs: takes (n·m, d) samples and returns n logits (any leading
+    dimensions before the batch are kept, given ``sample_dims``, one sample's)."""
 
-    def __init__(self, discriminator: nn.Module, m: int) -> None:
+    def __init__(self, discriminator: nn.Module, m: int, sample_dims: int | None = None
+                 ) -> None:
         super().__init__()
-        self.discriminator, self.m = discriminator, m
+        self.discriminator, self.m, self.sample_dims = discriminator, m, sample_dims
 
     def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor:
-        return self.discriminator(pack(x, self.m), features=features)
+        return self.discriminator(pack(x, self.m, self.sample_dims), features=features)
 
     def pointwise(self, x: torch.Tensor) -> torch.Tensor:
         """D's logit for a pack made of m copies of each point (for heat-maps)."""

@@ -6,6 +6,11 @@ each layer is one batched matmul instead of S small ones. Each copy only ever se
 own slice of the input: packing, minibatch discrimination and virtual batch norm stay
 per seed. Adam is elementwise, so one optimizer over the stacked tensors is S
 independent optimizers.
+
+Plain MLPs (linear layers and activations, packed or not, with or without a categorical
+latent code) skip vmap: a copy of the architecture whose linear layers read the stacked
+weights runs each layer as one ``baddbmm`` — the same arithmetic without vmap's and
+``functional_call``'s per-call work, which dominates a small network's step.
 """
 
 from __future__ import annotations
@@ -38,6 +43,52 @@ def _key(name: str) -> str:  # parameter names may not contain dots
     return name.replace(".", "__")
 
 
+class SeedLinear(nn.Module):
+    """``nn.Linear`` of S seeds at once, reading the stacked weight (S, out, in) and bias
+    (S, out) from a ``Stacked``'s parameters at call time (so ``functional_call`` on the
+    ``Stacked`` — unrolled D updates — is honoured): x (S, ..., in) → (S, ..., out)."""
+
+    def __init__(self, params: nn.ParameterDict, weight: str, bias: str | None) -> None:
+        super().__init__()
+        self.__dict__["_params"] = params  # not a submodule: the Stacked owns them
+        self.weight_key, self.bias_key = weight, bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self._params[self.weight_key]
+        flat = x.reshape(x.shape[0], -1, x.shape[-1])
+        if self.bias_key is None:
+            out = torch.bmm(flat, w.transpose(1, 2))
+        else:
+            out = torch.baddbmm(self._params[self.bias_key].unsqueeze(1), flat, w.transpose(1, 2))
+        return out.reshape(*x.shape[:-1], w.shape[1])
+
+
+def _batched_copy(template: nn.Module, params: nn.ParameterDict) -> nn.Module | None:
+    """The fast path: ``template`` with each ``nn.Linear`` replaced by a ``SeedLinear`` on
+    ``params``, if every part of it acts on any leading dimensions; else None (vmap)."""
+    from gankit.nets.layers import Packed
+    from gankit.nets.mlp import ACTIVATIONS, FlatInput, ImageOutput, MLPDiscriminator, MLPGenerator
+    from gankit.variants.infogan import InfoGenerator
+
+    allowed = (nn.Sequential, nn.Linear, Packed, ImageOutput, FlatInput, InfoGenerator,
+               MLPGenerator, MLPDiscriminator, *(type(make()) for make in ACTIVATIONS.values()))
+    for module in template.modules():
+        if not isinstance(module, allowed) or getattr(module, "vbn", None) is not None or \
+                getattr(module, "mbd", None) is not None or \
+                (isinstance(module, Packed) and module.sample_dims is None):
+            return None
+    if any(True for _ in template.buffers()):
+        return None
+    fast = copy.deepcopy(template)
+    for name, module in list(fast.named_modules()):
+        if isinstance(module, nn.Linear):
+            parent, _, attr = name.rpartition(".")
+            layer = SeedLinear(params, _key(name + ".weight"),
+                               _key(name + ".bias") if module.bias is not None else None)
+            setattr(fast.get_submodule(parent) if parent else fast, attr, layer)
+    return fast
+
+
 class Stacked(nn.Module):
     """S networks of one architecture as one module: input (S, n, ...) → output (S, ...).
 
@@ -57,6 +108,7 @@ class Stacked(nn.Module):
         # Architecture only (no storage): the stacked tensors above are the weights.
         # Kept out of the module tree so it is neither a parameter owner nor saved.
         self.__dict__["_template"] = copy.deepcopy(modules[0]).to("meta")
+        self.__dict__["_batched"] = _batched_copy(self._template, self.params)
 
     def _state(self) -> tuple[dict, dict]:
         params = {n: self.params[_key(n)] for n in self._param_names}
@@ -64,6 +116,8 @@ class Stacked(nn.Module):
         return params, buffers
 
     def forward(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
+        if self._batched is not None:
+            return self._batched(x, **kwargs)
         template = self._template
 
         def one(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:

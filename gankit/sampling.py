@@ -17,6 +17,12 @@ generator samples toward the data:
   generator samples as proposals, accepting x' from x with probability
   min(1, exp(l(x') − l(x))) (= (1/D(x) − 1)/(1/D(x') − 1)); the state after ``steps``
   proposals is the sample.
+
+A packed discriminator (PacGAN, m > 1) judges packs of m independent samples; its
+optimal logit is log p^⊗m/q^⊗m = Σ_i log p(x_i)/q(x_i). Both samplers then run over
+packs — m generator samples proposed, accepted or rejected together — and target
+p^⊗m, every slot of which is a data sample: the trained packed D corrects its own G
+without refitting (``packs``).
 """
 
 from __future__ import annotations
@@ -93,23 +99,34 @@ def metropolis_hastings(
         ly = logit(y).double()
         u = torch.rand(n, generator=rng, dtype=torch.float64, device=ly.device)
         move = torch.log(u) < (ly - lx)
-        x = torch.where(move.to(x.device)[:, None], y, x)
+        x = torch.where(move.to(x.device).view(-1, *(1,) * (x.ndim - 1)), y, x)
         lx = torch.where(move, ly, lx)
         accepted += int(move.sum())
     return x, accepted / (n * steps)
 
 
+def packs(draw: Draw, logit: Logit, m: int) -> tuple[Draw, Logit]:
+    """``draw`` and ``logit`` over packs of m samples: draw(k) gives (k, m, ...) — m·k
+    generator samples — and logit of k packs is the packed D's k logits. The samplers
+    above take these unchanged; flatten their output's first two axes for samples."""
+
+    def draw_packs(k: int, rng: torch.Generator) -> Tensor:
+        x = draw(k * m, rng)
+        return x.reshape(k, m, *x.shape[1:])
+
+    return draw_packs, lambda x: logit(x.flatten(0, 1))
+
+
 def density_ratio_logit(cfg, discriminator: torch.nn.Module) -> Logit:
-    """D's logit as a log density-ratio estimate, refusing runs where it is not one."""
+    """D's logit as a log density-ratio estimate, refusing runs where it is not one.
+    A packed D (``tricks.pack = m``) takes m·k samples, m consecutive ones a pack, and
+    returns k logits: log p/q of each pack."""
     from gankit.objectives import OBJECTIVES, discriminator_loss
 
     usable = [n for n, o in OBJECTIVES.items() if o.discriminator is discriminator_loss]
     if cfg.objective.name not in usable:
         raise GankitError(f"--correct: D of objective {cfg.objective.name!r} does not estimate "
                           f"log p/q; allowed with: {', '.join(usable)}")
-    if cfg.tricks.pack > 1:
-        raise GankitError("--correct: a packed D (tricks.pack > 1) judges packs, not points; "
-                          "allowed with tricks.pack = 1")
     if cfg.tricks.label_smoothing > 0:
         raise GankitError("--correct: label smoothing rescales D*, so its logit is not log p/q; "
                           "allowed with tricks.label_smoothing = 0")
@@ -117,8 +134,9 @@ def density_ratio_logit(cfg, discriminator: torch.nn.Module) -> Logit:
     @torch.no_grad()
     def logit(x: Tensor) -> Tensor:
         device = next(discriminator.parameters()).device
-        # chunks of 256: a minibatch-discrimination D compares samples within a batch
-        return torch.cat([discriminator(c.to(device)).float().cpu() for c in x.split(256)])
+        # chunks of 256 (packs): a minibatch-discrimination D compares inputs in a batch
+        return torch.cat([discriminator(c.to(device)).float().cpu()
+                          for c in x.split(256 * cfg.tricks.pack)])
 
     return logit
 
@@ -184,8 +202,15 @@ def corrected_samples(cfg, generator, discriminator, method: str, n: int, seed: 
         cfg = dataclasses.replace(cfg, tricks=type(cfg.tricks)(),
                                   objective=type(cfg.objective)())
     logit = density_ratio_logit(cfg, discriminator)
+    m = cfg.tricks.pack
+    units = -(-n // m)  # packs (or points, m = 1) to sample
+    if m > 1:  # a packed D: chains / rejections over packs of m samples
+        draw, logit = packs(draw, logit, m)
 
     rng = torch.Generator().manual_seed(seed)
     if method == "drs":
-        return rejection_sample(draw, logit, n, rng)
-    return metropolis_hastings(draw, logit, n, rng, mh_steps)
+        x, rate = rejection_sample(draw, logit, units, rng, burn_in=max(1, 10_000 // m),
+                                   batch=max(1, 10_000 // m))
+    else:
+        x, rate = metropolis_hastings(draw, logit, units, rng, mh_steps)
+    return (x.flatten(0, 1)[:n] if m > 1 else x), rate

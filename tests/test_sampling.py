@@ -10,7 +10,7 @@ from gankit.cli import main
 from gankit.config import load_config
 from gankit.data.mixtures import GaussianMixture
 from gankit.errors import GankitError
-from gankit.sampling import density_ratio_logit, metropolis_hastings, rejection_sample
+from gankit.sampling import density_ratio_logit, metropolis_hastings, packs, rejection_sample
 
 # Data: two modes equally likely. "Generator": the same modes with weights 0.9 / 0.1.
 P = GaussianMixture([[-3.0], [3.0]], 0.5, [0.5, 0.5])
@@ -49,10 +49,28 @@ def test_metropolis_hastings_recovers_the_data_distribution():
     assert 0 < rate < 1
 
 
+def test_samplers_over_packs_recover_the_data_distribution():
+    """A packed D's optimal logit is Σ_i log p(x_i)/q(x_i) over its pack; DRS and MH over
+    packs of m generator samples then target p^⊗m, so every slot is a data sample —
+    although each pack mixes common and rare modes."""
+    for m in (2, 3):
+        draw_packs, pack_logit = packs(draw, lambda x, m=m: LOGIT(x).view(-1, m).sum(1), m)
+        assert draw_packs(5, torch.Generator().manual_seed(0)).shape == (5, m, 1)
+        x, rate = rejection_sample(draw_packs, pack_logit, 10_000,
+                                   torch.Generator().manual_seed(3), gamma_quantile=None)
+        assert x.shape == (10_000, m, 1)
+        assert right_mode_share(x.flatten(0, 1)) == pytest.approx(0.5, abs=0.015)
+        assert rate == pytest.approx(0.2**m, rel=0.1)  # E_q[p/q]^m / (max p/q)^m
+    # MH over packs mixes more slowly (the ratio spans its m-th power): 200 steps for m = 2
+    draw_pairs, pair_logit = packs(draw, lambda x: LOGIT(x).view(-1, 2).sum(1), 2)
+    x, _ = metropolis_hastings(draw_pairs, pair_logit, 10_000,
+                               torch.Generator().manual_seed(2), steps=200)
+    assert right_mode_share(x.flatten(0, 1)) == pytest.approx(0.5, abs=0.015)
+
+
 def test_corrections_refuse_discriminators_that_are_not_density_ratios():
     d = torch.nn.Linear(2, 1)
     for extra, match in ((["objective.name='hinge'"], "does not estimate log p/q"),
-                         (["tricks.pack=2"], "packed D"),
                          (["tricks.label_smoothing=0.1"], "label smoothing")):
         with pytest.raises(GankitError, match=match):
             density_ratio_logit(load_config(None, extra), d)
@@ -85,14 +103,16 @@ def test_a_refitted_discriminator_estimates_the_log_density_ratio():
         assert torch.allclose(d(x), LOGIT(x).float(), atol=0.25)  # log 5/9 and log 5
 
 
-def test_a_packed_run_is_corrected_with_a_refitted_discriminator(tmp_path, tiny, capsys):
+def test_a_packed_run_is_corrected_by_its_own_or_a_refitted_discriminator(tmp_path, tiny, capsys):
     sets = [a for s in tiny for a in ("--set", s)]
     run = str(tmp_path / "r")
     assert main(["train", "configs/grid25-pacgan4.toml", "--out", run, "--no-progress",
                  *sets]) == 0
     capsys.readouterr()
-    assert main(["eval", run, "--correct", "drs"]) == 2  # its D judges packs of 4
-    assert "packed D" in capsys.readouterr().err
+    assert main(["eval", run, "--json", "--correct", "mh", "--mh-steps", "5"]) == 0
+    own = json.loads(capsys.readouterr().out)["corrected"]  # its own D, over packs of 4
+    assert own["method"] == "mh" and own["metrics"]["samples"] == 200
+    assert 0 < own["acceptance_rate"] <= 1
     assert main(["eval", run, "--json", "--correct", "drs", "--refit-d", "50"]) == 0
     corrected = json.loads(capsys.readouterr().out)["corrected"]
     assert corrected["method"] == "drs (D refit 50 steps)"

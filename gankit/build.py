@@ -55,13 +55,8 @@ def build_objective(cfg: Config) -> Objective:
 
 def latent_dim(cfg: Config) -> int:
     """The size of the latent vector G is fed: z_dim, plus one coordinate per InfoGAN
-    code or ``model.z_categories`` code (see ``InfoGenerator``)."""
-    return cfg.model.z_dim + len(latent_categories(cfg)) + cfg.infogan.continuous
-
-
-def latent_categories(cfg: Config) -> list[int]:
-    """K of each categorical code G reads: InfoGAN's, or the plain discrete latent's."""
-    return [cfg.model.z_categories] if cfg.model.z_categories else list(cfg.infogan.categorical)
+    code (see ``InfoGenerator``)."""
+    return cfg.model.z_dim + len(cfg.infogan.categorical) + cfg.infogan.continuous
 
 
 def build_players(cfg: Config, data_shape: tuple[int, ...]
@@ -102,13 +97,12 @@ def build_models(
                          tricks.vbn_reference_size)
         return ImageOutput(g, data_shape) if len(data_shape) > 1 else g
 
-    # (InfoGAN's G, and G with a discrete latent, also read codes: one-hot categorical
-    # and continuous values)
-    categories = latent_categories(cfg)
-    generator = generator_net(m.z_dim + sum(categories) + info.continuous, m.g_width,
+    # (InfoGAN's G also reads its codes: one-hot categorical and continuous values)
+    generator = generator_net(m.z_dim + sum(info.categorical) + info.continuous, m.g_width,
                               m.g_depth, tricks.virtual_batch_norm)
-    if categories or info.continuous:
-        generator = InfoGenerator(generator, m.z_dim, categories, info.continuous, m.z_dist)
+    if cfg.infogan_on:
+        generator = InfoGenerator(generator, m.z_dim, info.categorical, info.continuous,
+                                  m.z_dist)
     if m.discriminator == "dcgan":
         discriminator = DCGANDiscriminator(size, channels * pack, m.d_width, out_dim,
                                            m.d_hidden, m.d_norm == "batch")

@@ -50,9 +50,6 @@ class ModelConfig:
     discriminator: str = spec("mlp", choices=("mlp", "dcgan"))
     z_dim: int = spec(2, min=1, max=4096)
     z_dist: str = spec("normal", choices=LATENT_DISTRIBUTIONS)
-    # K > 0: a categorical latent code c ~ U{0..K-1} beside z, fed to G one-hot (no
-    # mutual-information term; InfoGAN's codes are infogan.*): a disconnected latent
-    z_categories: int = spec(0, min=0, max=100_000)
     g_width: int = spec(128, min=1, max=65536)
     g_depth: int = spec(2, min=1, max=64)
     d_width: int = spec(128, min=1, max=65536)
@@ -372,14 +369,6 @@ def variant_problems(cfg: Config) -> list[str]:
             if bad:
                 problems.append(f"{what}: not available with infogan yet; allowed with "
                                 f"infogan codes: {allowed}")
-    if cfg.model.z_categories and (cfg.infogan_on or cfg.semisupervised_on):
-        problems.append(f"model.z_categories: {cfg.model.z_categories} beside infogan or "
-                        "semisupervised settings; allowed there: 0 (InfoGAN's codes are "
-                        "infogan.categorical)")
-        return problems
-    if cfg.model.z_categories and cfg.tricks.virtual_batch_norm:
-        problems.append("model.z_categories: not with tricks.virtual_batch_norm yet; allowed "
-                        "with virtual batch norm: 0")
     if cfg.infogan_on and cfg.semisupervised_on:
         problems.append("semisupervised.labels_per_class: not with infogan codes in one run; "
                         "allowed: 0 (or infogan.categorical = [] and continuous = 0)")

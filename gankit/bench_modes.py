@@ -50,10 +50,13 @@ METHODS: dict[str, list[str]] = {
     "InfoGAN K=50": ["infogan.categorical=[50]", "train.steps=12000"],
     "gankit recipe": [],  # the settings of gankit/recipe.toml (see recipe_overrides)
 }
-# Corrected rows: a trained method's seeds sampled through D's density ratio (gankit.sampling;
-# the method's D must estimate it: unpacked, cross-entropy), named apart from the raw row.
-# They reuse that method's runs when the table trained them.
-CORRECTED = {"InfoGAN K=50 + DRS": ("InfoGAN K=50", "drs")}
+# Corrected rows: a trained method's seeds sampled through a density ratio (gankit.sampling),
+# named apart from the raw row: (raw method, drs | mh, refit steps, Fourier features, MH
+# proposals). Refit 0: the run's own D (cross-entropy; packed or not); refit k: a fresh
+# unpacked D fitted k steps on the data against the final G. They reuse that method's runs
+# when the table trained them.
+CORRECTED = {"InfoGAN K=50 + DRS": ("InfoGAN K=50", "drs", 0, 0, 0),
+             "gankit recipe + MH": ("gankit recipe", "mh", 2000, 128, 500)}
 # PacGAN (Lin et al. 2018) Table 1, 10 seeds: modes, % high quality, reverse KL.
 PUBLISHED = {
     "grid25": [("GAN (PacGAN Table 1)", 17.3, 94.8, 0.70),
@@ -99,7 +102,7 @@ def modes_table(dataset: str = "grid25", seeds: int = 10, steps: int | None = No
     rows, trained = [], {}  # method → (its config, run directory, training seconds)
     try:
         for method in methods:
-            raw, correction = CORRECTED.get(method, (method, None))
+            raw, correction, *options = CORRECTED.get(method, (method, None))
             if raw not in trained:
                 cfg = method_config(raw, dataset, seeds, steps)
                 slug = re.sub(r"[^A-Za-z0-9]+", "-", raw.replace("=", "")).strip("-")
@@ -114,7 +117,7 @@ def modes_table(dataset: str = "grid25", seeds: int = 10, steps: int | None = No
                 extra = {}
             else:
                 start = time.perf_counter()
-                per_seed = corrected_metrics(run, correction)
+                per_seed = corrected_metrics(run, correction, *options)
                 total += time.perf_counter() - start  # training + correcting
                 extra = {"acceptance_rate": sum(p["acceptance_rate"] for p in per_seed) / seeds}
             rows.append({"method": method, "steps": cfg.train.steps, "seeds": seeds,
@@ -139,16 +142,19 @@ def metric_row(per_seed: list[dict]) -> dict:
             for k, v in ((key, mean[key]), (key + "_se", se.get(key)))}
 
 
-def corrected_metrics(run: Path, method: str) -> list[dict]:
+def corrected_metrics(run: Path, method: str, refit_steps: int = 0, refit_fourier: int = 0,
+                      mh_steps: int = 100) -> list[dict]:
     """Each seed of a trained run evaluated on ``method``-corrected samples (the run's
-    own D; the evaluation seed of its raw samples): seed, metrics and acceptance rate."""
+    own D, or one refitted ``refit_steps`` steps; the evaluation seed of its raw samples):
+    seed, metrics and acceptance rate."""
     from gankit.evaluate import EVAL_SEED_OFFSET, load_run, sample_metrics, seed_players
     from gankit.sampling import corrected_samples
 
     per_seed = []
     for cfg, g, d in seed_players(*load_run(run)[:3]):
         samples, rate = corrected_samples(cfg, g, d, method, cfg.train.eval_samples,
-                                          cfg.train.seed + EVAL_SEED_OFFSET)
+                                          cfg.train.seed + EVAL_SEED_OFFSET, mh_steps or 100,
+                                          refit_steps, refit_fourier)
         per_seed.append({"seed": cfg.train.seed, "metrics": sample_metrics(cfg, samples),
                          "acceptance_rate": rate})
     return per_seed

@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mh-steps", type=int, default=100, help="MH proposals per sample")
     e.add_argument("--refit-d", type=int, default=0, metavar="STEPS",
                    help="--correct with a fresh D fitted STEPS steps on the data against the "
-                        "trained G (any run, packed D too) instead of the run's D")
+                        "trained G (any run) instead of the run's D")
+    e.add_argument("--refit-fourier", type=int, default=0, metavar="F",
+                   help="the refitted D reads F random Fourier features of x (vector data)")
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mh-steps", type=int, default=100, help="MH proposals per sample")
     s.add_argument("--refit-d", type=int, default=0, metavar="STEPS",
                    help="--correct with a fresh D fitted STEPS steps (see gankit eval)")
+    s.add_argument("--refit-fourier", type=int, default=0, metavar="F",
+                   help="the refitted D reads F random Fourier features of x (vector data)")
 
     b = sub.add_parser("bench", help="benchmark tables")
     b.add_argument("table", choices=("throughput", "modes", "seeds", "adagan"),
@@ -290,7 +294,7 @@ def evaluate_seed(args, cfg, generator, discriminator) -> dict:
         samples, rate = corrected_samples(cfg, generator, discriminator, args.correct,
                                           cfg.train.eval_samples,
                                           cfg.train.seed + EVAL_SEED_OFFSET, args.mh_steps,
-                                          args.refit_d)
+                                          args.refit_d, args.refit_fourier)
         result["corrected"] = {"method": correction_name(args), "acceptance_rate": rate,
                                "metrics": sample_metrics(cfg, samples)}
     return result
@@ -315,11 +319,18 @@ def check_correction_args(args) -> None:
     if not 0 <= args.refit_d <= 1_000_000:
         raise GankitError(f"--refit-d: expected a number of steps from 0 (the run's D) to "
                           f"1000000, got {args.refit_d}")
+    if not 0 <= args.refit_fourier <= 65536 or (args.refit_fourier and not args.refit_d):
+        raise GankitError(f"--refit-fourier: expected 0 to 65536 features, with --refit-d; "
+                          f"got {args.refit_fourier}" +
+                          ("" if args.refit_d else " without --refit-d"))
 
 
 def correction_name(args) -> str:
-    """The corrected row's name: ``drs``, or ``drs (D refit 2000 steps)``."""
-    return args.correct + (f" (D refit {args.refit_d} steps)" if args.refit_d else "")
+    """The corrected row's name: ``drs``, ``drs (D refit 2000 steps)`` or
+    ``mh (D refit 2000 steps, 128 Fourier features)``."""
+    from gankit.sampling import correction_label
+
+    return correction_label(args.correct, args.refit_d, args.refit_fourier)
 
 
 def cmd_sample(args) -> int:
@@ -348,7 +359,8 @@ def cmd_sample(args) -> int:
 
         check_correction_args(args)
         samples, rate = corrected_samples(cfg, generator, discriminator, args.correct, args.n,
-                                          args.seed, args.mh_steps, args.refit_d)
+                                          args.seed, args.mh_steps, args.refit_d,
+                                          args.refit_fourier)
         print(f"{correction_name(args)}: acceptance rate {rate:.4f}")
     else:
         samples = generate(cfg, generator, args.n, args.seed)

@@ -55,6 +55,24 @@ class Packed(nn.Module):
         return self(x.repeat_interleave(self.m, dim=0))
 
 
+class FourierFeatures(nn.Module):
+    """x → [x, cos 2πBx, sin 2πBx], B ∈ R^{F×d} fixed, B_ij ~ N(0, s²) in cycles per unit
+    of x (Tancik et al. 2020, "Fourier Features Let Networks Learn High Frequency
+    Functions in Low Dimensional Domains"). A ReLU MLP on raw coordinates learns fine
+    detail slowly (spectral bias); on these features it resolves structure of scale ~1/s
+    within a few thousand steps. B is part of the architecture: drawn from its own seed."""
+
+    def __init__(self, in_dim: int, features: int, scale: float = 1.0, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("B", scale * torch.randn(features, in_dim, generator=g))
+        self.out_dim = in_dim + 2 * features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        proj = 2 * torch.pi * x @ self.B.T
+        return torch.cat([x, torch.cos(proj), torch.sin(proj)], dim=-1)
+
+
 class MinibatchDiscrimination(nn.Module):
     """Minibatch discrimination (Salimans et al. 2016, "Improved Techniques for Training
     GANs", §3.2): features f(x_i) ∈ R^A are mapped by a tensor T ∈ R^{A×B×C} to

@@ -56,7 +56,7 @@ METHODS: dict[str, list[str]] = {
 # unpacked D fitted k steps on the data against the final G. They reuse that method's runs
 # when the table trained them.
 CORRECTED = {"InfoGAN K=50 + DRS": ("InfoGAN K=50", "drs", 0, 0, 0),
-             "gankit recipe + MH": ("gankit recipe", "mh", 2000, 128, 500)}
+             "gankit recipe + MH": ("gankit recipe", "mh", 1000, 128, 500)}
 # PacGAN (Lin et al. 2018) Table 1, 10 seeds: modes, % high quality, reverse KL.
 PUBLISHED = {
     "grid25": [("GAN (PacGAN Table 1)", 17.3, 94.8, 0.70),

@@ -202,7 +202,7 @@ def correction_label(method: str, refit_steps: int = 0, refit_fourier: int = 0) 
 
 
 REFIT_SEED_OFFSET = 5_000_011  # the refitted D's draws, apart from training and eval
-REFIT_BATCH = 512  # real and fake samples per refit step (a fixed G: a plain classifier fit)
+REFIT_BATCH = 256  # real and fake samples per refit step (a fixed G: a plain classifier fit)
 
 
 def corrected_samples(cfg, generator, discriminator, method: str, n: int, seed: int,

@@ -55,12 +55,15 @@ class SeedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self._params[self.weight_key]
-        flat = x.reshape(x.shape[0], -1, x.shape[-1])
+        # Computed transposed, out^T = W x^T: W's gradient (grad^T x) then comes out in
+        # W's own layout (no copy per step), and a transposed input — the previous
+        # layer's output — is contiguous again.
+        xt = x.reshape(x.shape[0], -1, x.shape[-1]).transpose(1, 2)
         if self.bias_key is None:
-            out = torch.bmm(flat, w.transpose(1, 2))
+            out = torch.bmm(w, xt)
         else:
-            out = torch.baddbmm(self._params[self.bias_key].unsqueeze(1), flat, w.transpose(1, 2))
-        return out.reshape(*x.shape[:-1], w.shape[1])
+            out = torch.baddbmm(self._params[self.bias_key].unsqueeze(2), w, xt)
+        return out.transpose(1, 2).reshape(*x.shape[:-1], w.shape[1])
 
 
 def _batched_copy(template: nn.Module, params: nn.ParameterDict) -> nn.Module | None:

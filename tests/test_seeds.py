@@ -125,3 +125,28 @@ def test_eval_and_sample_of_a_stacked_run(tmp_path, tiny, capsys):
     assert main(["sample", str(tmp_path / "run"), "-n", "10", "--out", str(out),
                  "--run-seed", "7"]) == 2
     assert "--run-seed" in capsys.readouterr().err
+
+
+def test_plain_mlps_skip_vmap_with_the_same_outputs_and_gradients(tiny):
+    """Stacked plain (and packed) MLPs run one batched matmul per layer instead of vmap;
+    the arithmetic is the same, so outputs and every gradient match the vmap path."""
+    cfg = load_config(None, tiny + ["tricks.pack=2", "train.seeds=3"])
+    g, d = build_players(cfg, (2,))
+    assert g._batched is not None and d._batched is not None
+    z = torch.randn(3, 16, cfg.model.z_dim, generator=torch.Generator().manual_seed(0))
+    results = []
+    for fast in (True, False):
+        if not fast:  # the general path: vmap over functional_call
+            g.__dict__["_batched"] = d.__dict__["_batched"] = None
+        g.zero_grad(), d.zero_grad()
+        x = g(z)
+        out = d(x)
+        assert x.shape == (3, 16, 2) and out.shape == (3, 8)  # 8 packs of 2 per seed
+        (out.square().sum() + d(x, features=True).sum()).backward()
+        results.append([out.detach()] + [p.grad.clone() for p in [*g.parameters(),
+                                                                  *d.parameters()]])
+    for fast, slow in zip(*results):
+        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    # a D whose layer compares the samples of a batch keeps vmap (per-seed batches)
+    cfg = load_config(None, tiny + ["tricks.minibatch_discrimination=4", "train.seeds=3"])
+    assert build_players(cfg, (2,))[1]._batched is None

@@ -55,7 +55,7 @@ METHODS: dict[str, list[str]] = {
 # proposals). Refit 0: the run's own D (cross-entropy; packed or not); refit k: a fresh
 # unpacked D fitted k steps on the data against the final G. They reuse that method's runs
 # when the table trained them.
-CORRECTED = {"InfoGAN K=50 + DRS": ("InfoGAN K=50", "drs", 0, 0, 0),
+CORRECTED = {"InfoGAN K=50 + DRS": ("InfoGAN K=50", "drs", 0, 0, 100),
              "gankit recipe + MH": ("gankit recipe", "mh", 1000, 128, 500)}
 # PacGAN (Lin et al. 2018) Table 1, 10 seeds: modes, % high quality, reverse KL.
 PUBLISHED = {
@@ -153,7 +153,7 @@ def corrected_metrics(run: Path, method: str, refit_steps: int = 0, refit_fourie
     per_seed = []
     for cfg, g, d in seed_players(*load_run(run)[:3]):
         samples, rate = corrected_samples(cfg, g, d, method, cfg.train.eval_samples,
-                                          cfg.train.seed + EVAL_SEED_OFFSET, mh_steps or 100,
+                                          cfg.train.seed + EVAL_SEED_OFFSET, mh_steps,
                                           refit_steps, refit_fourier)
         per_seed.append({"seed": cfg.train.seed, "metrics": sample_metrics(cfg, samples),
                          "acceptance_rate": rate})

@@ -211,8 +211,8 @@ def corrected_samples(cfg, generator, discriminator, method: str, n: int, seed: 
     """n samples of a trained run corrected by ``method`` (drs | mh), and acceptance rate.
 
     ``refit_steps > 0``: the density ratio comes from a fresh D fitted that many steps on
-    the data against the trained generator (``fit_density_ratio``: batch 512, learning
-    rate decayed to 0, ``refit_fourier`` Fourier features) instead of the run's D, so it
+    the data against the trained generator (``fit_density_ratio``: ``REFIT_BATCH``,
+    learning rate decayed to 0, ``refit_fourier`` Fourier features) instead of the run's D, so it
     also serves runs whose D does not estimate log p/q (smoothed, WGAN, hinge).
     """
     from gankit.build import build_target

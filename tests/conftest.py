@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from gankit.data import images as image_data
 from gankit.metrics import classifier as clf
 from gankit.metrics import images
 
@@ -45,14 +46,22 @@ def small_classifiers(tmp_path, monkeypatch):
     monkeypatch.setitem(clf.STEPS, 28, 30)
     monkeypatch.setattr(clf, "_LOADED", {})
     monkeypatch.setattr(images, "STACKED_EVAL_SAMPLES", 500)  # PacGAN's 26,000 take ~30 s
+    # stacked MNIST's fixed reference set: its k-NN radii at 10,000 stacks take ~40 s
+    monkeypatch.setattr(image_data, "STACKED_FIXED_SIZE", 1000)
+    image_data._stacked.cache_clear()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+    image_data._stacked.cache_clear()
 
 
 def pytest_configure(config):
     import os
+
+    # pytest-xdist runs one worker per core (addopts): one thread each, or they contend
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
     from hypothesis import settings
 

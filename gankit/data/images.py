@@ -197,7 +197,8 @@ def is_image_dataset(name: str) -> bool:
 
 @cache
 def _stacked(split: str, source: str, root: str | None) -> StackedImageData:
-    return StackedImageData(_load(source, split, root), seed=SPLITS.index(split))
+    return StackedImageData(_load(source, split, root), STACKED_FIXED_SIZE,
+                            seed=SPLITS.index(split))
 
 
 @cache

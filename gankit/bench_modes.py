@@ -27,7 +27,7 @@ from gankit.train import train
 BASE = ["model.g_width=256", "model.g_depth=3", "model.d_width=256", "model.d_depth=3",
         "objective.name='nonsaturating'", "train.steps=10000", "train.batch_size=128",
         "train.lr_d=1e-3", "train.lr_g=1e-3", "train.lr_schedule='linear'",
-        "train.log_every=500", "train.checkpoint_every=100000"]
+        "train.log_every=500"]
 WGAN_GP = ["objective.name='wasserstein_gp'", "train.d_steps=5", "train.lr_d=1e-4",
            "train.lr_g=1e-4", "train.betas_d=[0.5, 0.9]", "train.betas_g=[0.5, 0.9]"]
 METHODS: dict[str, list[str]] = {
@@ -86,10 +86,14 @@ def method_config(method: str, dataset: str, seeds: int, steps: int | None):
 
 def modes_table(dataset: str = "grid25", seeds: int = 10, steps: int | None = None,
                 methods: list[str] | None = None, out: Path | None = None,
-                progress: bool = True) -> dict:
+                progress: bool = True, resume: bool = False) -> dict:
     """Train each method's ``seeds`` seeds together and evaluate them; one row per method.
 
-    Run directories go under ``out`` (kept) or a temporary directory (removed).
+    Run directories go under ``out`` (kept) or a temporary directory (removed). With
+    ``resume``, a method whose run directory under ``out`` holds a checkpoint continues
+    from it (a finished run is only evaluated again), so a table too long for one sitting
+    is built in several; a run's config must match, as for ``gankit train --resume``.
+    Seconds per seed are the training loop's (every chunk) plus evaluation's.
     """
     if dataset not in DATASETS:
         raise GankitError(f"--dataset: {dataset!r} not supported; allowed: {', '.join(DATASETS)}")
@@ -107,9 +111,10 @@ def modes_table(dataset: str = "grid25", seeds: int = 10, steps: int | None = No
                 cfg = method_config(raw, dataset, seeds, steps)
                 slug = re.sub(r"[^A-Za-z0-9]+", "-", raw.replace("=", "")).strip("-")
                 run = root / f"{dataset}-{slug}"  # (ring8-unrolled-GAN-k5, ...)
-                start = time.perf_counter()
-                summary = train(cfg, run, progress=progress)
-                trained[raw] = (cfg, run, time.perf_counter() - start, summary)
+                summary = train(cfg, run, resume=resume and (run / "checkpoint.pt").exists(),
+                                 progress=progress)
+                trained[raw] = (cfg, run, summary["wall_time_s"] + summary["eval_time_s"],
+                                summary)
             cfg, run, total, summary = trained[raw]
             if correction is None:
                 per_seed = summary["per_seed"] if seeds > 1 else \

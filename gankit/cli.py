@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods", help="modes: comma-separated subset of the methods")
     b.add_argument("--out", help="modes, adagan: keep the run directories under this "
                                  "directory")
+    b.add_argument("--resume", action="store_true",
+                   help="modes: continue the benchmark in --out (runs with a checkpoint "
+                        "continue from it; finished ones are evaluated again)")
     b.add_argument("--components", type=int, default=5,
                    help="adagan: components (each --steps steps, default 2000)")
 
@@ -147,8 +150,13 @@ def cmd_bench(args) -> int:
         raise GankitError(f"--steps: expected a positive number of steps, got {args.steps}")
     if not 1 <= args.seeds <= 1000:
         raise GankitError(f"--seeds: expected a number of seeds from 1 to 1000, got {args.seeds}")
-    if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()):
-        raise GankitError(f"--out: {args.out!r} is not empty; choose a new directory")
+    if args.resume and (args.table != "modes" or not args.out):
+        raise GankitError(f"--resume: continues a modes benchmark kept with --out DIR; got "
+                          f"table {args.table!r}, --out {args.out!r}")
+    if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()) \
+            and not args.resume:
+        raise GankitError(f"--out: {args.out!r} is not empty; choose a new directory, or "
+                          "pass --resume to continue the modes benchmark in it")
     if args.table == "throughput":
         result = bench.throughput(args.steps or 2000)
         text = bench.format_throughput
@@ -163,7 +171,7 @@ def cmd_bench(args) -> int:
         methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
         result = bench_modes.modes_table(args.dataset, args.seeds, args.steps, methods,
                                          Path(args.out) if args.out else None,
-                                         progress=not args.json)
+                                         progress=not args.json, resume=args.resume)
         text = bench_modes.format_modes
     else:
         result = bench_modes.seeds_speed(args.seeds, args.steps or 500)

@@ -52,6 +52,33 @@ def test_modes_table_runs_every_method_it_names(tmp_path, capsys):
     assert r["published"][0][1] == 6.3  # PacGAN Table 1, ring8 GAN
 
 
+def test_modes_table_resumes_an_interrupted_benchmark(tmp_path, capsys):
+    import json
+
+    from gankit.bench_modes import method_config
+    from gankit.cli import main
+    from gankit.train import train
+
+    def bench(methods: str, out: str, *extra: str) -> list[dict] | None:
+        code = main(["bench", "modes", "--dataset", "ring8", "--seeds", "1", "--steps", "10",
+                     "--methods", methods, "--json", "--out", str(tmp_path / out), *extra])
+        return json.loads(capsys.readouterr().out)["rows"] if code == 0 else None
+
+    # a benchmark stopped in its second method: the first finished, the second at step 4
+    first = bench("GAN minimax", "split")
+    train(method_config("PacGAN2", "ring8", 1, 10), tmp_path / "split" / "ring8-PacGAN2",
+          progress=False, stop_after=4)
+    assert bench("GAN minimax,PacGAN2", "split") is None  # not empty, no --resume: exit 2
+    assert "--resume" in capsys.readouterr().err
+    resumed = bench("GAN minimax,PacGAN2", "split", "--resume")
+    whole = bench("PacGAN2", "whole")  # the same method uninterrupted
+    assert [row["method"] for row in resumed] == ["GAN minimax", "PacGAN2"]
+    assert resumed[0]["per_seed"] == first[0]["per_seed"]  # the finished run, evaluated again
+    assert resumed[1]["per_seed"] == whole[0]["per_seed"]  # resumed = uninterrupted
+    assert main(["bench", "modes", "--resume"]) == 2  # nothing to continue
+    assert "--out" in capsys.readouterr().err
+
+
 def test_modes_and_seeds_bad_arguments(capsys):
     from gankit.cli import main
 

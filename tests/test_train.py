@@ -36,6 +36,17 @@ def test_resume_after_stop_equals_uninterrupted(tmp_path, tiny, extra):
         strip_time(read_metrics(tmp_path / "split" / "metrics.jsonl"))
 
 
+def test_wall_time_counts_every_chunk_of_a_resumed_run(tmp_path, tiny):
+    cfg = load_config(None, tiny)
+    train(cfg, tmp_path / "run", progress=False, stop_after=13)
+    first = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["wall_time"]
+    summary = train(cfg, tmp_path / "run", resume=True, progress=False)
+    times = [r["wall_time"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")]
+    # the resumed chunk's clock starts where the first chunk's stopped, not at 0
+    assert times == sorted(times) and times[1] < first < times[2]
+    assert summary["wall_time_s"] >= times[-1] and summary["eval_time_s"] > 0
+
+
 def test_same_seed_same_numbers_other_seed_differs(tmp_path, tiny):
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         train(load_config(None, tiny + [f"train.seed={seed}"]), tmp_path / name, progress=False)

@@ -153,6 +153,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
     objective = build_objective(cfg)
     rng = seed_generators(cfg, device, world.rank)  # all data, noise and GP draws
     pack, start, lr_scale, rollbacks = tricks.pack, 0, 1.0, 0
+    elapsed = 0.0  # training-loop seconds of the earlier chunks of a resumed run
     history = {"d": None, "g": None}  # historical averaging of each player's parameters
     if tricks.historical_averaging:
         history = {"d": HistoricalAverage(discriminator, tricks.historical_averaging),
@@ -192,6 +193,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
             io.remove_stale_temporaries(out)  # we hold the lock: no one else writes
         state = restore()
         start, lr_scale, rollbacks = int(state["step"]), state["lr_scale"], state["rollbacks"]
+        elapsed = state.get("wall_time", 0.0)  # (checkpoints before 2026-12-05 have none)
     run_info = {"seed": t.seed, "seeds": list(range(t.seed, t.seed + t.seeds)),
                 "device": str(device), "processes": world.size, "versions": io.versions(),
                 "command": sys.argv, "resumed_from_step": start if resume else None}
@@ -216,7 +218,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
             # torch's global stream: only D's input / hidden noise (semi-supervised) draws on it
             "torch_rng": torch.get_rng_state(),
             "torch_cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-            "world_size": world.size,
+            "world_size": world.size, "wall_time": time.perf_counter() - wall0,
             "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict() if opt_d else None,
             **{f"history_{k}": h.state_dict() for k, h in history.items() if h is not None},
@@ -243,7 +245,7 @@ def _train(cfg, out, ckpt_path, device, resume, progress, stop_after, stop,
         codes = getattr(generator, "template", generator).codes
         return codes(z), cfg.infogan.weight, cfg.infogan.continuous_weight
 
-    wall0 = time.perf_counter()
+    wall0 = time.perf_counter() - elapsed  # wall time counts every chunk of a resumed run
     bar = tqdm(total=t.steps, initial=start, disable=not (progress and world.main) or None,
                desc="train", dynamic_ncols=True)
     step = start
@@ -344,9 +346,11 @@ def check_resumable(saved: Config, new: Config) -> None:
 
 def finish(cfg, out, generator, discriminator, target, run_info, wall_time) -> dict:
     """Evaluate each seed, draw the pictures and write summary.json: ``metrics`` (over
-    S > 1 seeds their mean, with ``metrics_stderr`` and ``per_seed``)."""
+    S > 1 seeds their mean, with ``metrics_stderr`` and ``per_seed``), ``wall_time_s``
+    (the training loop, every chunk of a resumed run) and ``eval_time_s`` (this)."""
     from gankit.report import plot_fixed_z, plot_losses, plot_nearest_neighbours, plot_samples
 
+    start = time.perf_counter()
     per_seed = []
     for seed_cfg, g, d in seed_players(cfg, generator, discriminator):
         metrics, samples = evaluate_generator(seed_cfg, g, target)
@@ -368,6 +372,7 @@ def finish(cfg, out, generator, discriminator, target, run_info, wall_time) -> d
         plot_nearest_neighbours(samples, target.images, out / "neighbours.png")
         if (out / "snapshots.npz").exists():
             plot_fixed_z(*io.read_snapshots(out / "snapshots.npz"), out / "fixed_z.png")
-    summary = {**result, "steps": cfg.train.steps, "wall_time_s": wall_time, **run_info}
+    summary = {**result, "steps": cfg.train.steps, "wall_time_s": wall_time,
+               "eval_time_s": time.perf_counter() - start, **run_info}
     io.write_json(out / "summary.json", summary)
     return summary

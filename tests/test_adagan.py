@@ -10,6 +10,7 @@ from gankit.cli import main
 from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.evaluate import load_run
+from gankit.io import load_checkpoint, save_checkpoint
 from gankit.variants import adagan
 from gankit.variants.adagan import Mixture, data_weights, mixture_weight, train_adagan
 
@@ -97,8 +98,13 @@ def test_adagan_run_eval_sample_and_resume(tmp_path, tiny, monkeypatch, capsys):
     monkeypatch.setattr(adagan, "evaluate_generator", real_eval)
     with pytest.raises(GankitError, match="already holds a run"):
         train_adagan(cfg, tmp_path / "split", progress=False)
+    # the wall clock counts the interrupted chunk's seconds (here: as if it took 1000 s)
+    first = tmp_path / "split" / "component1" / "checkpoint.pt"
+    save_checkpoint(first, {**load_checkpoint(first), "wall_time": 1000.0})
     resumed = train_adagan(cfg, tmp_path / "split", resume=True, progress=False)
     assert resumed["metrics"] == summary["metrics"]
+    times = [json.loads(line)["wall_time"] for line in (tmp_path / "split" / "adagan.jsonl").open()]
+    assert 1000 < times[0] < times[1] < resumed["wall_time_s"] < 1000 + summary["wall_time_s"] + 60
     a, b = (load_run(tmp_path / k)[3] for k in ("full", "split"))
     for sa, sb in zip(a["states"], b["states"]):
         for k in sa:

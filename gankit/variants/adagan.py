@@ -190,7 +190,13 @@ def train_adagan(cfg: Config, out: str | Path, resume: bool = False,
                 "components": a.components}
     io.write_json(out / "run.json", run_info)
     log = io.MetricsLog(out / "adagan.jsonl", keep_until_step=len(state["states"]))
-    wall0 = time.perf_counter()
+    # The clock counts every chunk of a resumed run: the seconds recorded at the last
+    # finished component, plus the training seconds an interrupted component has saved.
+    elapsed = state.get("wall_time", 0.0)  # (checkpoints before 2026-12-05 have none)
+    partial = out / f"component{len(state['states']) + 1}" / "checkpoint.pt"
+    if resume and partial.exists():
+        elapsed += io.load_checkpoint(partial).get("wall_time", 0.0)
+    wall0 = time.perf_counter() - elapsed
     for t in range(len(state["states"]) + 1, a.components + 1):  # (after a resume: the rest)
         weights = state["data_weights"][t - 1]
         comp_dir = out / f"component{t}"
@@ -209,10 +215,11 @@ def train_adagan(cfg: Config, out: str | Path, resume: bool = False,
         state["data_weights"].append(data_weights(h, next_beta))
         state["discriminator"] = d.state_dict()
         metrics, samples = evaluate_generator(cfg, mixture, target)
+        state["wall_time"] = time.perf_counter() - wall0
         record = {"step": t, "beta": state["betas"][-1],
                   "mixture_weights": mixture.weights.tolist(), **metrics,
                   "zero_weight_points": float((state["data_weights"][-1] == 0).double().mean()),
-                  "wall_time": time.perf_counter() - wall0}
+                  "wall_time": state["wall_time"]}
         log.write(record)
         io.save_checkpoint(ckpt_path, {**state, "config": cfg.to_dict(), "step": t,
                                        "generator": mixture.state_dict()})

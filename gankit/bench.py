@@ -4,6 +4,7 @@ and against the machine's own matmul speed, measured in one run so each figure i
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from gankit.config import load_config
@@ -130,6 +132,66 @@ def train_seconds(path: Path | None, overrides: list[str]) -> float:
         return train(load_config(path, overrides), out / "run", progress=False)["wall_time_s"]
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+class MatmulRecorder(TorchDispatchMode):
+    """Records every matrix product a piece of code runs (forward and backward): its op and
+    its operands' shapes and strides, so that the products alone can be replayed."""
+
+    OPS = (torch.ops.aten.mm.default, torch.ops.aten.bmm.default,
+           torch.ops.aten.addmm.default, torch.ops.aten.baddbmm.default)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.OPS:
+            self.calls.append((func, [(a.shape, a.stride()) if isinstance(a, torch.Tensor)
+                                      else a for a in args], kwargs))
+        return func(*args, **kwargs)
+
+
+def record_matmuls(path: Path | None, overrides: list[str], steps: int) -> list[tuple]:
+    """The matrix products (op, operand shapes and strides, options) of the first
+    ``steps`` training steps of the config ``path`` with ``overrides``."""
+    recorder = MatmulRecorder()
+    out = Path(tempfile.mkdtemp(prefix="gankit-bench-"))
+    try:
+        with recorder:
+            train(load_config(path, overrides), out / "run", progress=False, stop_after=steps)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return recorder.calls
+
+
+def matmul_flops(calls: list[tuple]) -> int:
+    """FLOPs of recorded products, 2·m·k·n each (a bias add not counted, as
+    ``torch.utils.flop_counter`` does)."""
+    total = 0
+    for _, args, _ in calls:
+        (a, _), (b, _) = [x for x in args if isinstance(x, tuple)][-2:]  # the two factors
+        total += 2 * math.prod(a) * b[-1]
+    return total
+
+
+def matmul_seconds_per_step(path: Path | None, overrides: list[str], steps: int = 5,
+                            repeats: int = 20) -> float:
+    """Seconds per training step of the step's matrix products alone, as this machine's
+    PyTorch runs them: the products of ``steps`` loop steps of the config are recorded,
+    then replayed on random operands of the same shapes and strides (best of ``repeats``).
+    No implementation of the same arithmetic with these kernels can take a step faster."""
+    calls = [(func, [torch.empty_strided(*a).normal_() if isinstance(a, tuple) else a
+                     for a in args], kwargs)
+             for func, args, kwargs in record_matmuls(path, overrides, steps)]
+    best = float("inf")
+    for _ in range(repeats + 1):  # (the first pass warms up)
+        start = time.perf_counter()
+        for func, args, kwargs in calls:
+            func(*args, **kwargs)
+        best = min(best, time.perf_counter() - start)
+    return best / steps
 
 
 def row(model: str, batch: int, ours, theirs, flops: int, peak: float, repeats: int) -> dict:

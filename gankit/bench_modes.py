@@ -262,7 +262,7 @@ def format_modes(r: dict) -> str:
 def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100) -> dict:
     """Wall time of ``seeds`` sequential single-seed runs against one ``seeds``-seed run,
     for the toy MLP and for the recipe's networks, at batch ``batch``."""
-    from gankit.bench import TOY, matmul_gflops, train_seconds
+    from gankit.bench import TOY, matmul_gflops, matmul_seconds_per_step, train_seconds
 
     models = {"toy MLP 2x128": (None, TOY), "gankit recipe": (recipe_path(), [])}
     rows = []
@@ -273,8 +273,12 @@ def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100) -> dict:
                             "train.device='cpu'"]
         sequential = sum(train_seconds(path, base + [f"train.seed={s}"]) for s in range(seeds))
         together = train_seconds(path, base + [f"train.seeds={seeds}"])
+        # the S-seed step's matrix products alone: however little else the step did, the
+        # seeds together could not beat sequential / this
+        matmuls = steps * matmul_seconds_per_step(path, base + [f"train.seeds={seeds}"])
         rows.append({"model": name, "sequential_s": sequential, "together_s": together,
-                     "speedup": sequential / together})
+                     "speedup": sequential / together, "matmuls_alone_s": matmuls,
+                     "speedup_bound": sequential / matmuls})
     return {"seeds": seeds, "steps": steps, "batch": batch, "rows": rows,
             "matmul_gflops": matmul_gflops(), "threads": torch.get_num_threads()}
 
@@ -282,8 +286,13 @@ def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100) -> dict:
 def format_seeds(r: dict) -> str:
     lines = [f"{r['seeds']} seeds × {r['steps']} steps at batch {r['batch']} "
              f"({r['threads']} threads; float32 matmul {r['matmul_gflops']:.0f} GFLOP/s)",
-             f"{'model':<20} {'sequential s':>12} {'together s':>10} {'speedup':>8}"]
+             f"{'model':<20} {'sequential s':>12} {'together s':>10} {'speedup':>8} "
+             f"{'its matmuls alone s':>19} {'bound':>7}"]
     for row in r["rows"]:
         lines.append(f"{row['model']:<20} {row['sequential_s']:>12.1f} "
-                     f"{row['together_s']:>10.1f} {row['speedup']:>7.2f}x")
+                     f"{row['together_s']:>10.1f} {row['speedup']:>7.2f}x "
+                     f"{row['matmuls_alone_s']:>19.1f} {row['speedup_bound']:>6.2f}x")
+    lines.append("bound = sequential s / the together run's matrix products alone (recorded "
+                 "from its steps, replayed on this machine): the most any S-seed step "
+                 "with the same arithmetic and PyTorch's kernels could save")
     return "\n".join(lines)

@@ -2,7 +2,16 @@ import math
 
 import pytest
 
-from gankit.bench import count_flops, format_throughput, throughput, toy_mlp
+from gankit.bench import (
+    TOY,
+    count_flops,
+    format_throughput,
+    matmul_flops,
+    matmul_seconds_per_step,
+    record_matmuls,
+    throughput,
+    toy_mlp,
+)
 
 
 def test_flops_per_step_are_the_networks_matmuls():
@@ -15,6 +24,29 @@ def test_flops_per_step_are_the_networks_matmuls():
     # D step: D on real and fake, backward ≈ 2x forward; G step: G fwd already done,
     # D fwd + backward through D to the input and through G: between 3 and 4 times fwd
     assert 3 * (g_fwd + d_fwd) < small < 6 * (g_fwd + 2 * d_fwd)
+
+
+def test_recorded_matmuls_of_s_seeds_are_s_times_one_seeds():
+    # the loop's step on the toy config runs exactly count_flops's products, and the S-seed
+    # step (stacked weights, batched products) exactly S times them: no extra arithmetic
+    run = TOY + ["train.batch_size=64", "train.steps=10", "train.snapshot_every=0"]
+    one = matmul_flops(record_matmuls(None, run, steps=2)) / 2
+    assert one == count_flops(*toy_mlp(), 256, 64)
+    three = record_matmuls(None, run + ["train.seeds=3"], steps=2)
+    assert matmul_flops(three) / 2 == 3 * one
+    assert {f.__name__ for f, _, _ in three} <= {"bmm.default", "baddbmm.default"}
+    assert 0 < matmul_seconds_per_step(None, run + ["train.seeds=3"], steps=1, repeats=2) < 1
+
+
+def test_seeds_table_runs_and_its_bound_holds():
+    from gankit.bench_modes import format_seeds, seeds_speed
+
+    r = seeds_speed(seeds=2, steps=10, batch=16)
+    assert [row["model"] for row in r["rows"]] == ["toy MLP 2x128", "gankit recipe"]
+    for row in r["rows"]:  # the run's own steps include its products
+        assert 0 < row["matmuls_alone_s"] < row["together_s"]
+        assert row["speedup"] < row["speedup_bound"]
+    assert "bound" in format_seeds(r)
 
 
 def test_throughput_table_runs():

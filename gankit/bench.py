@@ -4,7 +4,6 @@ and against the machine's own matmul speed, measured in one run so each figure i
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 import time
@@ -124,14 +123,19 @@ def gankit_loop_steps_per_s(batch: int, steps: int) -> float:
         f"train.checkpoint_every={steps}", "train.eval_samples=100"])
 
 
+def train_in_temporary_directory(path: Path | None, overrides: list[str], **kwargs):
+    """``train`` the config ``path`` with ``overrides`` into a directory removed afterwards."""
+    out = Path(tempfile.mkdtemp(prefix="gankit-bench-"))
+    try:
+        return train(load_config(path, overrides), out / "run", progress=False, **kwargs)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def train_seconds(path: Path | None, overrides: list[str]) -> float:
     """Wall time of the training loop alone (not start-up, evaluation or plotting) of the
     config ``path`` with ``overrides``, run in a temporary directory."""
-    out = Path(tempfile.mkdtemp(prefix="gankit-bench-"))
-    try:
-        return train(load_config(path, overrides), out / "run", progress=False)["wall_time_s"]
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    return train_in_temporary_directory(path, overrides)["wall_time_s"]
 
 
 class MatmulRecorder(TorchDispatchMode):
@@ -157,23 +161,23 @@ def record_matmuls(path: Path | None, overrides: list[str], steps: int) -> list[
     """The matrix products (op, operand shapes and strides, options) of the first
     ``steps`` training steps of the config ``path`` with ``overrides``."""
     recorder = MatmulRecorder()
-    out = Path(tempfile.mkdtemp(prefix="gankit-bench-"))
-    try:
-        with recorder:
-            train(load_config(path, overrides), out / "run", progress=False, stop_after=steps)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    with recorder:
+        train_in_temporary_directory(path, overrides, stop_after=steps)
     return recorder.calls
 
 
+def replayable(calls: list[tuple]) -> list[tuple]:
+    """Recorded products with random operands of the recorded shapes and strides."""
+    return [(func, [torch.empty_strided(*a).normal_() if isinstance(a, tuple) else a
+                    for a in args], kwargs) for func, args, kwargs in calls]
+
+
 def matmul_flops(calls: list[tuple]) -> int:
-    """FLOPs of recorded products, 2·m·k·n each (a bias add not counted, as
-    ``torch.utils.flop_counter`` does)."""
-    total = 0
-    for _, args, _ in calls:
-        (a, _), (b, _) = [x for x in args if isinstance(x, tuple)][-2:]  # the two factors
-        total += 2 * math.prod(a) * b[-1]
-    return total
+    """FLOPs of recorded products, as ``torch.utils.flop_counter`` counts them."""
+    with FlopCounterMode(display=False) as counter:
+        for func, args, kwargs in replayable(calls):
+            func(*args, **kwargs)
+    return counter.get_total_flops()
 
 
 def matmul_seconds_per_step(path: Path | None, overrides: list[str], steps: int = 5,
@@ -182,9 +186,7 @@ def matmul_seconds_per_step(path: Path | None, overrides: list[str], steps: int 
     PyTorch runs them: the products of ``steps`` loop steps of the config are recorded,
     then replayed on random operands of the same shapes and strides (best of ``repeats``).
     No implementation of the same arithmetic with these kernels can take a step faster."""
-    calls = [(func, [torch.empty_strided(*a).normal_() if isinstance(a, tuple) else a
-                     for a in args], kwargs)
-             for func, args, kwargs in record_matmuls(path, overrides, steps)]
+    calls = replayable(record_matmuls(path, overrides, steps))
     best = float("inf")
     for _ in range(repeats + 1):  # (the first pass warms up)
         start = time.perf_counter()

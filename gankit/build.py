@@ -1,24 +1,27 @@
-"""Build the pieces a config names: device, target data, generator and discriminator."""
+"""Build the pieces a config names: device, target data, the objective, G and D.
+
+Everything is looked up in a registry (``gankit.data.DATASETS``,
+``gankit.losses.objectives.OBJECTIVES``, ``gankit.nets.NETWORKS``) and composed from the
+properties those declare; no name is checked here.
+"""
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
 
 from gankit.config import Config
-from gankit.data.images import ImageData, is_image_dataset, load_images
-from gankit.data.mixtures import GaussianMixture, mixture
+from gankit.data import dataset_spec
 from gankit.errors import GankitError
-from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from gankit.nets.layers import Packed
-from gankit.nets.mlp import FlatInput, ImageOutput, MLPDiscriminator, MLPGenerator
+from gankit.losses.mmd import make_kernel
+from gankit.losses.objectives import Objective, get_objective, with_label_smoothing
+from gankit.nets import network_spec
+from gankit.nets.heads import AutoencodingCritic, ClassifierCritic, InfoDiscriminator, InfoGenerator
+from gankit.nets.layers import Packed, features
 from gankit.nets.stacked import Stacked
-from gankit.objectives import KERNEL_OBJECTIVES, Objective, get_objective, with_label_smoothing
-from gankit.variants.infogan import InfoDiscriminator, InfoGenerator
-from gankit.variants.mmd import AutoencodingCritic, make_kernel
-from gankit.variants.semisupervised import ClassifierCritic
+
+__all__ = ["resolve_device", "build_target", "build_objective", "latent_dim", "build_players",
+           "build_models"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -34,22 +37,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_target(cfg: Config, split: str = "train") -> GaussianMixture | ImageData:
-    """The data: a mixture, or the ``split`` of an image dataset. Either has
+def build_target(cfg: Config, split: str = "train"):
+    """The data ``data.name`` names (the ``split`` of an image dataset): an object with
     ``sample(n, generator, device)`` and ``shape`` (one sample's shape)."""
-    d = cfg.data
-    if is_image_dataset(d.name):
-        return load_images(d.name, split, d.root or None, d.source)
-    return mixture(d.name)
+    return dataset_spec(cfg.data.name).load(cfg.data, split)
 
 
 def build_objective(cfg: Config) -> Objective:
-    """The game ``objective.name`` names, with its kernel (gmmn, mmd-gan) and one-sided
-    label smoothing (``tricks.label_smoothing``) applied."""
+    """The game ``objective.name`` names, under its kernel (``objective.with_kernel``) and
+    with one-sided label smoothing (``tricks.label_smoothing``) applied."""
     o = cfg.objective
     objective = get_objective(o.name)
-    if o.name in KERNEL_OBJECTIVES:
-        objective = KERNEL_OBJECTIVES[o.name](make_kernel(o.kernel, o.bandwidths))
+    if objective.with_kernel is not None:
+        objective = objective.with_kernel(make_kernel(o.kernel, o.bandwidths))
     return with_label_smoothing(objective, cfg.tricks.label_smoothing)
 
 
@@ -79,54 +79,40 @@ def build_models(
     (default ``train.seed``).
 
     With ``tricks.pack = m > 1`` D is wrapped in ``Packed``: it takes m·n samples and
-    returns n logits, so the training step is unchanged.
+    returns n logits, so the training step is unchanged. The variants wrap the networks
+    in their heads (``gankit.nets.heads``).
     """
     m, tricks, pack, info = cfg.model, cfg.tricks, cfg.tricks.pack, cfg.infogan
+    objective = get_objective(cfg.objective.name)
     # D's outputs: one logit, the embedding MMD-GAN's kernel compares, or the K class
     # logits of the semi-supervised D
-    out_dim = cfg.objective.embedding_dim if cfg.objective.name == "mmd-gan" else \
+    out_dim = cfg.objective.embedding_dim if objective.embedding else \
         10 if cfg.semisupervised_on else 1
     torch.manual_seed(cfg.train.seed if seed is None else seed)
-    flat = math.prod(data_shape)  # MLPs see images (C, H, W) flattened
-    channels, size = data_shape[0], data_shape[-1]  # (of images)
-
-    def generator_net(z_dim: int, width: int, depth: int, vbn: bool = False) -> nn.Module:
-        if m.generator == "dcgan":
-            return DCGANGenerator(size, channels, z_dim, width, m.z_dist, m.g_hidden)
-        g = MLPGenerator(flat, z_dim, width, depth, m.activation, m.z_dist, vbn,
-                         tricks.vbn_reference_size)
-        return ImageOutput(g, data_shape) if len(data_shape) > 1 else g
-
+    g_net, d_net = network_spec(m.generator), network_spec(m.discriminator)
     # (InfoGAN's G also reads its codes: one-hot categorical and continuous values)
-    generator = generator_net(m.z_dim + sum(info.categorical) + info.continuous, m.g_width,
-                              m.g_depth, tricks.virtual_batch_norm)
+    generator = g_net.generator(m, tricks, data_shape,
+                                m.z_dim + sum(info.categorical) + info.continuous)
     if cfg.infogan_on:
         generator = InfoGenerator(generator, m.z_dim, info.categorical, info.continuous,
                                   m.z_dist)
-    if m.discriminator == "dcgan":
-        discriminator = DCGANDiscriminator(size, channels * pack, m.d_width, out_dim,
-                                           m.d_hidden, m.d_norm == "batch")
-    else:
-        discriminator = MLPDiscriminator(flat * pack, m.d_width, m.d_depth, m.activation,
-                                         tricks.minibatch_discrimination,
-                                         tricks.minibatch_kernel_dim, out_dim)
-        if len(data_shape) > 1:
-            discriminator = FlatInput(discriminator, len(data_shape))
+    # (also built for a non-adversarial objective, and dropped below: its draws keep the
+    # global random stream as every earlier version left it)
+    discriminator = d_net.discriminator(m, tricks, data_shape, pack, out_dim)
+    if not objective.adversarial:  # a fixed kernel compares the data themselves, flattened
+        return generator, nn.Flatten(-len(data_shape))
     if cfg.objective.autoencoder_weight:  # mmd-gan: a decoder from the embedding back to x
         discriminator = AutoencodingCritic(discriminator,
-                                           generator_net(out_dim, m.d_width, m.d_depth))
+                                           g_net.decoder(m, data_shape, out_dim))
     if cfg.semisupervised_on:  # D's logit is log Σ exp(class logits)
         discriminator = ClassifierCritic(discriminator, out_dim, cfg.semisupervised.input_noise,
                                          cfg.semisupervised.hidden_noise)
-    if cfg.infogan_on:  # Q reads D's last hidden layer
+    if cfg.infogan_on:  # Q reads D's feature layer
         with torch.no_grad():  # (eval: a probe must not move batch-norm statistics)
-            feature_dim = discriminator.eval()(torch.zeros(2, *data_shape),
-                                               features=True).shape[-1]
+            feature_dim = features(discriminator.eval(), torch.zeros(2, *data_shape)).shape[-1]
         discriminator.train()
         discriminator = InfoDiscriminator(discriminator, feature_dim, info.categorical,
                                           info.continuous, info.q_width, info.fixed_std,
                                           m.d_norm == "batch")
-    if cfg.objective.name == "gmmn":  # the kernel compares the data themselves, flattened
-        discriminator = torch.nn.Flatten(-len(data_shape))
     return generator, (Packed(discriminator, pack, len(data_shape)) if pack > 1 else
                        discriminator)

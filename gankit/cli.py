@@ -1,4 +1,4 @@
-"""The ``gankit`` command: demo, train, eval, sample, theory (DESIGN.md §3).
+"""The ``gankit`` command: demo, train, eval, sample, theory, bench, report.
 
 User errors (bad config, unknown name, missing or corrupt file) print one line per
 problem, prefixed ``gankit: error:``, and exit with status 2 — never a traceback.
@@ -7,13 +7,30 @@ problem, prefixed ``gankit: error:``, and exit with status 2 — never a traceba
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
+from gankit.bench import modes as bench_modes
+from gankit.bench import throughput as bench
+from gankit.build import build_target
+from gankit.config import load_config
+from gankit.data import dataset_spec
 from gankit.errors import GankitError
-from gankit.train.loop import Interrupted
+from gankit.evaluate import evaluate_generator, sample_metrics, summarize_seeds, variant_metrics
+from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
+from gankit.io import atomic_write_bytes, write_json
+from gankit.metrics.images import real_data_floor
+from gankit.plots import plot_samples
+from gankit.report import format_metric, write_html_report
+from gankit.runs import load_run, train
+from gankit.sampling.refit import corrected_samples, correction_label
+from gankit.theory.report import format_theory, run_theory
+from gankit.training.loop import Interrupted
 
 
 def one_line(text: str) -> str:
@@ -117,9 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def report_runs(run_dirs: list[str | Path], out: Path) -> None:
     """Write the HTML report of finished run directories to ``out``."""
-    from gankit.build import build_target
-    from gankit.config import load_config
-    from gankit.report import write_html_report
 
     dirs, summaries, targets = [], [], []
     for name in run_dirs:
@@ -144,8 +158,6 @@ def cmd_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from gankit import bench, bench_modes
-
     if args.steps is not None and not 1 <= args.steps <= 10_000_000:
         raise GankitError(f"--steps: expected a positive number of steps, got {args.steps}")
     if not 1 <= args.seeds <= 1000:
@@ -163,14 +175,16 @@ def cmd_bench(args) -> int:
     elif args.table == "adagan":
         if not 1 <= args.components <= 100:
             raise GankitError(f"--components: expected 1 to 100, got {args.components}")
-        result = bench_modes.adagan_table(args.dataset, args.seeds, args.components,
-                                          args.steps, Path(args.out) if args.out else None,
+        result = bench_modes.adagan_table(args.dataset, args.seeds, components=args.components,
+                                          steps=args.steps,
+                                          out=Path(args.out) if args.out else None,
                                           progress=not args.json)
         text = bench_modes.format_adagan
     elif args.table == "modes":
         methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
-        result = bench_modes.modes_table(args.dataset, args.seeds, args.steps, methods,
-                                         Path(args.out) if args.out else None,
+        result = bench_modes.modes_table(args.dataset, args.seeds, steps=args.steps,
+                                         methods=methods,
+                                         out=Path(args.out) if args.out else None,
                                          progress=not args.json, resume=args.resume)
         text = bench_modes.format_modes
     else:
@@ -181,9 +195,6 @@ def cmd_bench(args) -> int:
 
 
 def cmd_theory(args) -> int:
-    from gankit.io import write_json
-    from gankit.theory_report import format_theory, run_theory
-
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise GankitError(f"--out: {str(out)!r} exists and is not a directory")
@@ -196,7 +207,6 @@ def cmd_theory(args) -> int:
 
 def print_metrics(metrics: dict, title: str, stderr: dict | None = None) -> None:
     """One metric a line; ``± standard error`` where ``stderr`` has one (over seeds)."""
-    from gankit.report import format_metric
 
     print(title)
     width = max(len(k) for k in metrics)
@@ -206,18 +216,10 @@ def print_metrics(metrics: dict, title: str, stderr: dict | None = None) -> None
 
 
 def cmd_train(args, config_path: str | None, default_out: Path) -> int:
-    from gankit.config import load_config
-    from gankit.train import train
-
     cfg = load_config(config_path, args.set)
     out = Path(args.out) if args.out else default_out
     resume, progress = getattr(args, "resume", False), not getattr(args, "no_progress", False)
-    if cfg.adagan.components > 1:
-        from gankit.variants.adagan import train_adagan
-
-        summary = train_adagan(cfg, out, resume=resume, progress=progress)
-    else:
-        summary = train(cfg, out, resume=resume, progress=progress)
+    summary = train(cfg, out, resume=resume, progress=progress)  # (AdaGAN too)
     if summary is None:  # a torchrun rank other than 0: rank 0 reports
         return 0
     seeds = f" · mean ± SE of {cfg.train.seeds} seeds" if cfg.train.seeds > 1 else ""
@@ -239,8 +241,6 @@ def cmd_demo(args) -> int:
 
 
 def print_columns(metrics: dict, floor: dict, title: str) -> None:
-    from gankit.report import format_metric
-
     print(title)
     width = max(len(k) for k in metrics)
     print(f"  {'':<{width}}  {'run':>12}  {'real floor':>12}")
@@ -249,9 +249,6 @@ def print_columns(metrics: dict, floor: dict, title: str) -> None:
 
 
 def cmd_eval(args) -> int:
-    from gankit.data.images import is_image_dataset
-    from gankit.evaluate import load_run, seed_players
-
     cfg, generator, discriminator, state = load_run(args.run_dir)
     step = int(state["step"])
     results = [evaluate_seed(args, seed_cfg, g, d)
@@ -260,8 +257,7 @@ def cmd_eval(args) -> int:
         result = {"run": args.run_dir, "step": step, **results[0]}
     else:
         result = {"run": args.run_dir, "step": step, **seed_means(results), "per_seed": results}
-    if is_image_dataset(cfg.data.name):  # what real held-out data scores, beside the run
-        from gankit.metrics.images import real_data_floor
+    if dataset_spec(cfg.data.name).images:  # what real held-out data scores, beside the run
 
         result["floor"] = real_data_floor(cfg.data.name, cfg.data.root or None)
     if args.json:
@@ -288,9 +284,6 @@ def cmd_eval(args) -> int:
 
 def evaluate_seed(args, cfg, generator, discriminator) -> dict:
     """Raw metrics of one seed's generator and, with ``--correct``, corrected ones."""
-    from gankit.evaluate import EVAL_SEED_OFFSET, evaluate_generator, sample_metrics
-    from gankit.sampling import corrected_samples
-    from gankit.variants import variant_metrics
 
     metrics, _ = evaluate_generator(cfg, generator)
     # InfoGAN's code metrics, the semi-supervised D's test error (its labelled-only
@@ -300,9 +293,10 @@ def evaluate_seed(args, cfg, generator, discriminator) -> dict:
     if args.correct:
         check_correction_args(args)
         samples, rate = corrected_samples(cfg, generator, discriminator, args.correct,
-                                          cfg.train.eval_samples,
-                                          cfg.train.seed + EVAL_SEED_OFFSET, args.mh_steps,
-                                          args.refit_d, args.refit_fourier)
+                                          n=cfg.train.eval_samples,
+                                          seed=cfg.train.seed + EVAL_SEED_OFFSET,
+                                          mh_steps=args.mh_steps, refit_steps=args.refit_d,
+                                          refit_fourier=args.refit_fourier)
         result["corrected"] = {"method": correction_name(args), "acceptance_rate": rate,
                                "metrics": sample_metrics(cfg, samples)}
     return result
@@ -310,7 +304,6 @@ def evaluate_seed(args, cfg, generator, discriminator) -> dict:
 
 def seed_means(results: list[dict]) -> dict:
     """Mean ± standard error over seeds of the raw (and corrected) metrics."""
-    from gankit.evaluate import summarize_seeds
 
     out = summarize_seeds([r["metrics"] for r in results])
     if "corrected" in results[0]:
@@ -336,17 +329,11 @@ def check_correction_args(args) -> None:
 def correction_name(args) -> str:
     """The corrected row's name: ``drs``, ``drs (D refit 2000 steps)`` or
     ``mh (D refit 2000 steps, 128 Fourier features)``."""
-    from gankit.sampling import correction_label
 
     return correction_label(args.correct, args.refit_d, args.refit_fourier)
 
 
 def cmd_sample(args) -> int:
-    import numpy as np
-
-    from gankit.evaluate import generate, load_run, seed_players
-    from gankit.io import atomic_write_bytes
-    from gankit.report import plot_samples
 
     if args.n < 1:
         raise GankitError(f"-n: expected a positive number of samples, got {args.n}")
@@ -363,24 +350,19 @@ def cmd_sample(args) -> int:
                           f"got {run_seed}")
     cfg, generator, discriminator = players[run_seed]
     if args.correct:
-        from gankit.sampling import corrected_samples
-
         check_correction_args(args)
-        samples, rate = corrected_samples(cfg, generator, discriminator, args.correct, args.n,
-                                          args.seed, args.mh_steps, args.refit_d,
-                                          args.refit_fourier)
+        samples, rate = corrected_samples(cfg, generator, discriminator, args.correct,
+                                          n=args.n, seed=args.seed, mh_steps=args.mh_steps,
+                                          refit_steps=args.refit_d,
+                                          refit_fourier=args.refit_fourier)
         print(f"{correction_name(args)}: acceptance rate {rate:.4f}")
     else:
         samples = generate(cfg, generator, args.n, args.seed)
     if out.suffix == ".npy":
-        import io as _io
-
-        buf = _io.BytesIO()
+        buf = io.BytesIO()
         np.save(buf, samples.numpy())
         atomic_write_bytes(out, buf.getvalue())
     else:
-        from gankit.build import build_target
-
         plot_samples(samples, build_target(cfg), discriminator, out, title=str(args.run_dir),
                      max_points=args.n)
     print(f"{args.n} samples → {out}")

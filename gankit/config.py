@@ -22,12 +22,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from gankit.data.images import IMAGE_DATASETS
-from gankit.data.mixtures import PRESETS
+from gankit.data import DATASETS
 from gankit.errors import GankitError
+from gankit.losses.mmd import DEFAULT_BANDWIDTHS, KERNELS
+from gankit.losses.objectives import OBJECTIVES
+from gankit.nets import NETWORKS
 from gankit.nets.mlp import ACTIVATIONS, LATENT_DISTRIBUTIONS
-from gankit.objectives import OBJECTIVES
-from gankit.variants.mmd import DEFAULT_BANDWIDTHS, KERNELS
+from gankit.rules import combination_problems
 
 
 def spec(default: Any, **rules: Any) -> Any:
@@ -39,15 +40,15 @@ def spec(default: Any, **rules: Any) -> Any:
 
 @dataclass
 class DataConfig:
-    name: str = spec("grid25", choices=tuple(PRESETS) + IMAGE_DATASETS)
+    name: str = spec("grid25", choices=tuple(DATASETS))
     root: str = spec("")  # mnist: the directory of the IDX files ("" = none)
     source: str = spec("mnist5k", choices=("mnist5k", "mnist"))  # stacked-mnist's digits
 
 
 @dataclass
 class ModelConfig:
-    generator: str = spec("mlp", choices=("mlp", "dcgan"))  # dcgan: image data
-    discriminator: str = spec("mlp", choices=("mlp", "dcgan"))
+    generator: str = spec("mlp", choices=tuple(NETWORKS))  # dcgan: image data
+    discriminator: str = spec("mlp", choices=tuple(NETWORKS))
     z_dim: int = spec(2, min=1, max=4096)
     z_dist: str = spec("normal", choices=LATENT_DISTRIBUTIONS)
     g_width: int = spec(128, min=1, max=65536)
@@ -178,61 +179,69 @@ class Config:
 SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)}
 
 
+def _number_ok(v: Any, kind: type) -> bool:
+    if isinstance(v, bool):
+        return False
+    if kind is int:
+        return isinstance(v, int)
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _range_problem(v: Any, rules: dict[str, Any]) -> str | None:
+    """What ``v`` should be, if it is out of the field's range."""
+    for key, text, bad in (("min", ">=", lambda r: v < r), ("gt", ">", lambda r: v <= r),
+                           ("max", "<=", lambda r: v > r), ("lt", "<", lambda r: v >= r)):
+        if key in rules and bad(rules[key]):
+            return f"{text} {rules[key]}"
+    return None
+
+
+def _check_number(where: str, value: Any, kind: type, rules: dict[str, Any]) -> str | None:
+    what = "an integer" if kind is int else "a number"
+    if not _number_ok(value, kind):
+        return f"{where}: expected {'an integer' if kind is int else 'a finite number'}, " \
+               f"got {value!r}"
+    bad = _range_problem(value, rules)
+    return f"{where}: expected {what} {bad}, got {value!r}" if bad else None
+
+
+def _check_string(where: str, value: Any, rules: dict[str, Any]) -> str | None:
+    if not isinstance(value, str):
+        return f"{where}: expected a string, got {value!r}"
+    if "choices" in rules and value not in rules["choices"]:
+        return f"{where}: got {value!r}; allowed: {', '.join(rules['choices'])}"
+    if "pattern" in rules and not re.fullmatch(rules["pattern"], value):
+        return f"{where}: got {value!r}; allowed: {rules['pattern'].replace('|', ', ')}"
+    return None
+
+
+def _check_list(where: str, value: Any, rules: dict[str, Any]) -> str | None:
+    n, kind = rules.get("length"), int if rules.get("ints") else float
+    what = "integers" if kind is int else "numbers"
+    # a list of integers may be empty (no codes); one of numbers has one or more
+    if not isinstance(value, list) or (n is not None and len(value) != n) \
+            or (not value and kind is float):
+        size = n or ("" if kind is int else "one or more")
+        return f"{where}: expected a list of {size} {what}, got {value!r}".replace("  ", " ")
+    for v in value:
+        if not _number_ok(v, kind) or _range_problem(v, rules):
+            return f"{where}: expected {what} {_range_problem(v, rules) or 'finite'}, " \
+                   f"got {value!r}"
+    return None
+
+
 def _check_value(where: str, value: Any, ftype: Any, rules: dict[str, Any]) -> str | None:
     """One problem with ``value`` for a field of type ``ftype``, or None if it is fine."""
-
-    def number_ok(v: Any, kind: type) -> bool:
-        if isinstance(v, bool):
-            return False
-        if kind is int:
-            return isinstance(v, int)
-        return isinstance(v, (int, float)) and math.isfinite(v)
-
-    def ranges(v: Any) -> str | None:
-        if "min" in rules and v < rules["min"]:
-            return f">= {rules['min']}"
-        if "gt" in rules and v <= rules["gt"]:
-            return f"> {rules['gt']}"
-        if "max" in rules and v > rules["max"]:
-            return f"<= {rules['max']}"
-        if "lt" in rules and v >= rules["lt"]:
-            return f"< {rules['lt']}"
-        return None
-
     tname = getattr(ftype, "__name__", str(ftype))
-    if ftype in ("bool", bool) or tname == "bool":
-        ok = isinstance(value, bool)
-        return None if ok else f"{where}: expected true or false, got {value!r}"
-    if ftype in ("int", int) or tname == "int":
-        if not number_ok(value, int):
-            return f"{where}: expected an integer, got {value!r}"
-        bad = ranges(value)
-        return f"{where}: expected an integer {bad}, got {value!r}" if bad else None
-    if ftype in ("float", float) or tname == "float":
-        if not number_ok(value, float):
-            return f"{where}: expected a finite number, got {value!r}"
-        bad = ranges(value)
-        return f"{where}: expected a number {bad}, got {value!r}" if bad else None
-    if ftype in ("str", str) or tname == "str":
-        if not isinstance(value, str):
-            return f"{where}: expected a string, got {value!r}"
-        if "choices" in rules and value not in rules["choices"]:
-            return f"{where}: got {value!r}; allowed: {', '.join(rules['choices'])}"
-        if "pattern" in rules and not re.fullmatch(rules["pattern"], value):
-            return f"{where}: got {value!r}; allowed: {rules['pattern'].replace('|', ', ')}"
-        return None
+    if tname == "bool":
+        return None if isinstance(value, bool) else \
+            f"{where}: expected true or false, got {value!r}"
+    if tname in ("int", "float"):
+        return _check_number(where, value, int if tname == "int" else float, rules)
+    if tname == "str":
+        return _check_string(where, value, rules)
     if str(ftype).startswith("list"):
-        n, kind = rules.get("length"), int if rules.get("ints") else float
-        what = "integers" if kind is int else "numbers"
-        # a list of integers may be empty (no codes); one of numbers has one or more
-        if not isinstance(value, list) or (n is not None and len(value) != n) \
-                or (not value and kind is float):
-            size = n or ("" if kind is int else "one or more")
-            return f"{where}: expected a list of {size} {what}, got {value!r}".replace("  ", " ")
-        for v in value:
-            if not number_ok(v, kind) or ranges(v):
-                return f"{where}: expected {what} {ranges(v) or 'finite'}, got {value!r}"
-        return None
+        return _check_list(where, value, rules)
     raise TypeError(f"unsupported field type {ftype!r}")  # a bug in gankit, not user input
 
 
@@ -283,106 +292,6 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
     if problems:
         raise GankitError("\n".join(problems))
     return cfg
-
-
-def combination_problems(cfg: Config) -> list[str]:
-    """Problems of fields that are each valid but do not go together."""
-    from gankit.objectives import get_objective, with_label_smoothing
-
-    problems = []
-    try:
-        with_label_smoothing(get_objective(cfg.objective.name), cfg.tricks.label_smoothing)
-    except GankitError as e:
-        problems.append(str(e))
-    images, m, tricks = cfg.data.name in IMAGE_DATASETS, cfg.model, cfg.tricks
-    for player in ("generator", "discriminator"):
-        if not images and getattr(m, player) == "dcgan":
-            problems.append(f"model.{player}: 'dcgan' does not fit data.name = "
-                            f"{cfg.data.name!r} (not images); allowed: mlp")
-    for name, player, off in (("d_hidden", "discriminator", 0), ("d_norm", "discriminator", "none"),
-                              ("g_hidden", "generator", 0)):
-        if getattr(m, name) != off and getattr(m, player) != "dcgan":
-            problems.append(f"model.{name}: {getattr(m, name)!r} is for the dcgan networks "
-                            f"(model.{player} = {getattr(m, player)!r}); allowed: {off!r}")
-    if m.d_norm == "batch" and get_objective(cfg.objective.name).gradient_penalty:
-        problems.append(f"model.d_norm: 'batch' makes D's output depend on its batch, which "
-                        f"{cfg.objective.name}'s per-sample gradient penalty does not allow; "
-                        "allowed: none")
-    for name, on, player in (
-            ("minibatch_discrimination", tricks.minibatch_discrimination, m.discriminator),
-            ("virtual_batch_norm", tricks.virtual_batch_norm, m.generator)):
-        if on and player == "dcgan":
-            problems.append(f"tricks.{name}: not available for the dcgan networks yet; "
-                            "allowed: off (or the mlp networks)")
-    if cfg.train.seeds > 1 and "dcgan" in (m.generator, m.discriminator):
-        # G's batch norm updates running statistics in place
-        problems.append("train.seeds: dcgan networks train one seed per process; allowed: 1 "
-                        "(or the mlp networks)")
-    if cfg.objective.name == "gmmn":  # no discriminator: nothing for D's tricks to act on
-        for name, value, off in (("pack", tricks.pack, 1), ("unroll_steps", tricks.unroll_steps, 0),
-                                 ("minibatch_discrimination", tricks.minibatch_discrimination, 0),
-                                 ("feature_matching", tricks.feature_matching, False),
-                                 ("historical_averaging", tricks.historical_averaging, 0.0)):
-            if value != off:
-                problems.append(f"tricks.{name}: {value!r} acts on a discriminator and gmmn has "
-                                f"none; allowed with gmmn: {str(off).lower()}")
-    if cfg.objective.autoencoder_weight:
-        if cfg.objective.name != "mmd-gan":
-            problems.append(f"objective.autoencoder_weight: {cfg.objective.autoencoder_weight!r}"
-                            " needs D's embedding (objective.name = 'mmd-gan'); allowed: 0")
-        elif tricks.pack > 1:
-            problems.append(f"tricks.pack: {tricks.pack} with objective.autoencoder_weight "
-                            "(the decoder reconstructs single samples); allowed: 1")
-    if cfg.adagan.components > 1 and cfg.train.seeds > 1:
-        problems.append("train.seeds: AdaGAN trains one seed per run (its data weights are "
-                        "per seed); allowed with adagan.components > 1: 1")
-    problems += variant_problems(cfg)
-    if cfg.data.name == "mnist" and not cfg.data.root:
-        problems.append("data.root: mnist needs the directory of its IDX files")
-    return problems
-
-
-def variant_problems(cfg: Config) -> list[str]:
-    """What InfoGAN and the semi-supervised GAN do not (yet) combine with."""
-    problems = []
-    t, o = cfg.tricks, cfg.objective.name
-    for name, on in (("infogan", cfg.infogan_on), ("semisupervised", cfg.semisupervised_on)):
-        if not on:
-            continue
-        field = "infogan.categorical / continuous" if name == "infogan" else \
-            "semisupervised.labels_per_class"
-        for what, bad in (("train.seeds", cfg.train.seeds > 1 and name == "semisupervised"),
-                          ("tricks.pack", t.pack > 1),
-                          ("tricks.unroll_steps", t.unroll_steps > 0),
-                          ("adagan.components", cfg.adagan.components > 1)):
-            if bad:
-                problems.append(f"{what}: not available with {name} yet; allowed with "
-                                f"{field} set: {'0' if 'unroll' in what else '1'}")
-        if o in ("gmmn", "mmd-gan"):
-            problems.append(f"objective.name: {o!r} has no classifier D for {name}; allowed: "
-                            "a logit objective (nonsaturating, minimax, ...)")
-    if cfg.infogan_on:
-        for what, bad, allowed in (
-                ("tricks.virtual_batch_norm", t.virtual_batch_norm, "false"),  # its reference z
-                ("objective.weight_clip", cfg.objective.weight_clip > 0, "0"),  # it would clip Q
-                ("data.name", cfg.data.name == "stacked-mnist", "any other dataset")):
-            if bad:
-                problems.append(f"{what}: not available with infogan yet; allowed with "
-                                f"infogan codes: {allowed}")
-    if cfg.infogan_on and cfg.semisupervised_on:
-        problems.append("semisupervised.labels_per_class: not with infogan codes in one run; "
-                        "allowed: 0 (or infogan.categorical = [] and continuous = 0)")
-    if cfg.semisupervised_on:
-        if cfg.data.name not in ("digits", "mnist5k", "mnist"):
-            problems.append(f"semisupervised.labels_per_class: data.name = {cfg.data.name!r} "
-                            "has no class labels to learn; allowed: digits, mnist5k, mnist")
-        if t.label_smoothing:
-            problems.append(f"tricks.label_smoothing: {t.label_smoothing!r} with semisupervised "
-                            "(its D cost is the K+1-class cross-entropy); allowed: 0")
-        if o not in ("nonsaturating", "minimax"):
-            problems.append(f"objective.name: {o!r} with semisupervised; allowed: "
-                            "nonsaturating, minimax (D's cost is the cross-entropy)")
-    return problems
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

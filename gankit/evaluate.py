@@ -1,84 +1,88 @@
-"""Evaluate a generator the way its data asks (mixtures: modes / high quality / reverse KL)."""
+"""Evaluate a generator the way its data asks, and finish a run: its summary and pictures.
+
+Which metrics a run gets is declared, not tested by name: each data kind (a dataset's
+``kind`` in ``gankit.data``) has its sample metrics in ``SAMPLE_METRICS``, and each
+variant that adds metrics of its own (InfoGAN, the semi-supervised GAN) has an entry in
+``RUN_METRICS`` saying when it applies.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from gankit import io
-from gankit.build import build_players, build_target
-from gankit.config import Config, from_dict
-from gankit.data.images import is_image_dataset
-from gankit.errors import GankitError
-from gankit.metrics.modes import coverage, mode_metrics
+from gankit.build import build_models, build_target
+from gankit.config import Config
+from gankit.data import dataset_spec
+from gankit.data.images import labelled_data
+from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
+from gankit.metrics.classifier import load_classifier, predict
+from gankit.metrics.images import eval_samples, image_metrics
+from gankit.metrics.infogan import info_metrics, traversal
+from gankit.metrics.mmd import mixture_mmd
+from gankit.metrics.modes import coverage, mode_histogram, mode_metrics
+from gankit.metrics.semisupervised import classification_error, train_labelled_only
+from gankit.metrics.stats import mean_and_stderr
 from gankit.nets.mlp import sample_latent
-from gankit.nets.stacked import Stacked
-from gankit.theory import mean_and_stderr
-from gankit.variants.mmd import mixture_mmd
+from gankit.plots import (
+    plot_codes,
+    plot_fixed_z,
+    plot_losses,
+    plot_nearest_neighbours,
+    plot_samples,
+    plot_traversal,
+)
+from gankit.training.loop import Trained
 
-EVAL_SEED_OFFSET = 1_000_003  # evaluation noise is fixed per run, apart from training noise
-
-
-@torch.no_grad()
-def generate(
-    cfg: Config, generator: torch.nn.Module, n: int, seed: int | torch.Generator
-) -> torch.Tensor:
-    """n samples from ``generator`` (in eval mode), latent noise drawn on the CPU from
-    ``seed`` — or from a CPU ``torch.Generator`` to continue its stream."""
-    rng = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
-    device = next(generator.parameters()).device
-    was_training = generator.training
-    generator.eval()
-    out = []
-    for start in range(0, n, 65536):
-        # (an AdaGAN mixture's latent has one more coordinate: the component)
-        z_dim = getattr(generator, "z_dim", cfg.model.z_dim)
-        z = sample_latent(min(65536, n - start), z_dim, cfg.model.z_dist, rng, "cpu")
-        out.append(generator(z.to(device)).float().cpu())
-    generator.train(was_training)
-    return torch.cat(out)
+__all__ = ["evaluate", "evaluate_generator", "sample_metrics", "summarize_seeds", "variant_metrics",
+           "finish", "SAMPLE_METRICS", "RUN_METRICS"]
 
 
-def evaluate_generator(cfg: Config, generator, target=None) -> tuple[dict, torch.Tensor]:
-    """Metrics on fixed-seed samples, and the samples: mixtures ``cfg.train.eval_samples``
-    samples; images as many as the real-data floor uses (see ``images.eval_samples``)."""
-    n = cfg.train.eval_samples
-    if is_image_dataset(cfg.data.name):
-        from gankit.metrics.images import eval_samples
-
-        n = eval_samples(cfg.data.name, cfg.data.root or None)
-    samples = generate(cfg, generator, n, cfg.train.seed + EVAL_SEED_OFFSET)
-    return sample_metrics(cfg, samples, target), samples
-
-
-def sample_metrics(cfg: Config, samples: torch.Tensor, target=None) -> dict:
-    """The metrics that fit the run's data: modes / high quality / reverse KL and the MMD
-    two-sample test on mixtures;
-    FD, KID, precision, recall, classifier score, modes and KL on images."""
-    if is_image_dataset(cfg.data.name):
-        from gankit.metrics.images import image_metrics
-
-        return image_metrics(samples, cfg.data.name, cfg.data.root or None)
+def mixture_sample_metrics(cfg: Config, samples: torch.Tensor, target) -> dict:
+    """Modes / high quality / reverse KL, AdaGAN's coverage and the MMD two-sample test."""
     target = target if target is not None else build_target(cfg)
     seed = cfg.train.seed
     return {**mode_metrics(samples, target), "coverage": coverage(samples, target, seed=seed),
             **mixture_mmd(samples, target, seed=seed)}
 
 
-def seed_players(cfg: Config, generator, discriminator) -> Iterator[tuple[Config, object, object]]:
-    """(config, G, D) of each seed of a run, as if that seed had been trained alone: for
-    ``train.seeds = S > 1`` the S copies of the stacked players, with seed seed + i."""
-    if cfg.train.seeds == 1:
-        yield cfg, generator, discriminator
-        return
-    for i in range(cfg.train.seeds):
-        train = dataclasses.replace(cfg.train, seed=cfg.train.seed + i, seeds=1)
-        # (gmmn's D, without parameters, is one module for all seeds)
-        yield (dataclasses.replace(cfg, train=train), generator.unstack(i),
-               discriminator.unstack(i) if isinstance(discriminator, Stacked) else discriminator)
+def image_sample_metrics(cfg: Config, samples: torch.Tensor, target) -> dict:
+    """FD, KID, precision, recall, classifier score, modes and KL in the features of the
+    dataset's evaluation classifier."""
+    return image_metrics(samples, cfg.data.name, cfg.data.root or None)
+
+
+# data kind -> (number of samples to evaluate, metrics of those samples)
+SAMPLE_METRICS: dict[str, tuple[Callable[[Config], int], Callable]] = {
+    "mixture": (lambda cfg: cfg.train.eval_samples, mixture_sample_metrics),
+    # images: as many as the real-data floor uses (see ``images.eval_samples``)
+    "images": (lambda cfg: eval_samples(cfg.data.name, cfg.data.root or None),
+               image_sample_metrics),
+}
+
+
+def evaluate_generator(cfg: Config, generator, target=None) -> tuple[dict, torch.Tensor]:
+    """Metrics on fixed-seed samples, and the samples."""
+    count, _ = SAMPLE_METRICS[dataset_spec(cfg.data.name).kind]
+    samples = generate(cfg, generator, count(cfg), cfg.train.seed + EVAL_SEED_OFFSET)
+    return sample_metrics(cfg, samples, target), samples
+
+
+def evaluate(cfg: Config, generator: torch.nn.Module) -> dict:
+    """The metrics of ``generator`` for the run ``cfg`` describes, on fixed-seed samples:
+    those its data asks for (``SAMPLE_METRICS``) and those its variants add."""
+    metrics, _ = evaluate_generator(cfg, generator)
+    return metrics
+
+
+def sample_metrics(cfg: Config, samples: torch.Tensor, target=None) -> dict:
+    """The metrics that fit the run's data (see ``SAMPLE_METRICS``)."""
+    _, metrics = SAMPLE_METRICS[dataset_spec(cfg.data.name).kind]
+    return metrics(cfg, samples, target)
 
 
 def summarize_seeds(per_seed: list[dict]) -> dict:
@@ -95,25 +99,101 @@ def summarize_seeds(per_seed: list[dict]) -> dict:
     return {"metrics": mean, "metrics_stderr": stderr}
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
-    """(config, generator, discriminator, checkpoint state) of a run directory."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise GankitError(f"{run_dir}: run directory not found")
-    state = io.load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
-    cfg = from_dict(state["config"], str(run_dir / "checkpoint.pt"))
-    if cfg.adagan.components > 1:  # the mixture, and the classifier of data vs mixture
-        from gankit.variants.adagan import load_adagan
-
-        return (cfg, *load_adagan(state, cfg, device), state)
+def infogan_metrics(cfg: Config, generator, discriminator, *, out: Path | None = None,
+                    baseline: bool = False) -> dict:
+    """``categorical_accuracy``, ``mi_bound``, ``mi_max``; with ``out``, ``traversal.png``
+    (images) or ``codes.png`` (2-D points)."""
     target = build_target(cfg)
-    generator, discriminator = build_players(cfg, target.shape)
-    try:
-        # with generator_ema, samples come from the averaged weights (as in training)
-        generator.load_state_dict(state.get("generator_ema", state["generator"]))
-        discriminator.load_state_dict(state["discriminator"])
-    except (RuntimeError, KeyError, TypeError) as e:
-        msg = str(e).splitlines()[0][:200]
-        raise GankitError(f"{run_dir / 'checkpoint.pt'}: weights do not fit its config ({msg})") \
-            from None
-    return cfg, generator.to(device), discriminator.to(device), state
+    if len(target.shape) == 3:  # images: the evaluation classifier's labels
+        classifier = load_classifier(cfg.data.name, cfg.data.root or None).to("cpu")
+        num_classes = 10
+
+        def classify(x):
+            return predict(classifier, x.cpu()[:, :1])
+    else:  # mixtures: the nearest mode
+        num_classes = target.num_modes
+
+        def classify(x):
+            return mode_histogram(x.cpu(), target)[2]
+    seed = cfg.train.seed + EVAL_SEED_OFFSET
+    metrics = info_metrics(generator, discriminator, classify, num_classes,
+                           cfg.train.eval_samples, seed)
+    if out is not None:
+        if len(target.shape) == 3:
+            plot_traversal(traversal(generator, seed=seed), Path(out) / "traversal.png")
+        elif target.dim == 2 and generator.categorical:
+            samples = generate(cfg, generator, 2500, seed)
+            # generate draws its latent from the seed just so: the same u, its codes
+            u = sample_latent(2500, generator.z_dim, generator.z_dist,
+                              torch.Generator().manual_seed(seed), "cpu")
+            plot_codes(samples, generator.codes(u)[0][:, 0], target, Path(out) / "codes.png")
+    return metrics
+
+
+def semisupervised_metrics(cfg: Config, generator, discriminator, *, out: Path | None = None,
+                           baseline: bool = False) -> dict:
+    """``test_error`` of D's classifier on the test split; with ``baseline``, also the
+    same network trained on the labelled examples alone (``labelled_only_test_error``)
+    and ``error_ratio`` = the first over the second."""
+    test = build_target(cfg, "test")
+    metrics = {"test_error": classification_error(discriminator, test.images, test.labels)}
+    if baseline:
+        t = cfg.train
+        labelled = labelled_data(build_target(cfg), cfg.semisupervised.labels_per_class, t.seed)
+        # the same network from the same initial weights, on the same device
+        _, critic = build_models(cfg, test.shape)
+        critic.to(next(discriminator.parameters()).device)
+        train_labelled_only(critic, labelled.images, labelled.labels, steps=t.steps * t.d_steps,
+                            batch_size=t.batch_size, lr=t.lr_d, betas=tuple(t.betas_d),
+                            seed=t.seed, schedule=t.lr_schedule)
+        metrics["labelled_only_test_error"] = classification_error(critic, test.images,
+                                                                   test.labels)
+        metrics["error_ratio"] = metrics["test_error"] / max(
+            metrics["labelled_only_test_error"], 1e-12)
+    return metrics
+
+
+# (when the run has it, its metrics): what variants add beside the data's own metrics
+RUN_METRICS: list[tuple[Callable[[Config], bool], Callable]] = [
+    (lambda cfg: cfg.infogan_on, infogan_metrics),
+    (lambda cfg: cfg.semisupervised_on, semisupervised_metrics),
+]
+
+
+def variant_metrics(cfg: Config, generator, discriminator, out: Path | None = None,
+                    baseline: bool = False) -> dict:
+    """What the run's variants add to its metrics (``RUN_METRICS``; nothing for the
+    others)."""
+    metrics: dict = {}
+    for applies, compute in RUN_METRICS:
+        if applies(cfg):
+            metrics.update(compute(cfg, generator, discriminator, out=out, baseline=baseline))
+    return metrics
+
+
+def finish(cfg: Config, out: str | Path, trained: Trained) -> dict:
+    """Evaluate each seed, draw the pictures and write summary.json: ``metrics`` (over
+    S > 1 seeds their mean, with ``metrics_stderr`` and ``per_seed``), ``wall_time_s``
+    (the training loop, every chunk of a resumed run) and ``eval_time_s`` (this)."""
+    out, start, target = Path(out), time.perf_counter(), trained.target
+    per_seed = []
+    for seed_cfg, g, d in seed_players(cfg, trained.generator, trained.discriminator):
+        metrics, samples = evaluate_generator(seed_cfg, g, target)
+        per_seed.append({"seed": seed_cfg.train.seed, "metrics": metrics})
+        first = seed_cfg.train.seed == cfg.train.seed
+        plot_samples(samples, target, d, out / ("samples.png" if first else
+                                                f"samples_seed{seed_cfg.train.seed}.png"),
+                     title=f"{cfg.data.name} · {cfg.objective.name} · seed {seed_cfg.train.seed}")
+        # (pictures of the first seed)
+        metrics.update(variant_metrics(seed_cfg, g, d, out if first else None, baseline=True))
+    result = {"metrics": metrics} if len(per_seed) == 1 else \
+        {**summarize_seeds([p["metrics"] for p in per_seed]), "per_seed": per_seed}
+    plot_losses(io.read_metrics(out / "metrics.jsonl"), out / "losses.png")
+    if len(target.shape) == 3:  # images (one seed): memorisation check, fixed-z grid
+        plot_nearest_neighbours(samples, target.images, out / "neighbours.png")
+        if (out / "snapshots.npz").exists():
+            plot_fixed_z(*io.read_snapshots(out / "snapshots.npz"), out / "fixed_z.png")
+    summary = {**result, "steps": cfg.train.steps, "wall_time_s": trained.wall_time,
+               "eval_time_s": time.perf_counter() - start, **trained.run_info}
+    io.write_json(out / "summary.json", summary)
+    return summary

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-import gankit
 from gankit.errors import GankitError
+from gankit.version import __version__
 
 CHECKPOINT_FORMAT = "gankit-checkpoint-1"
 
@@ -71,7 +71,7 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def versions() -> dict[str, str]:
     return {
-        "gankit": str(gankit.__version__),
+        "gankit": str(__version__),
         "torch": str(torch.__version__),  # a TorchVersion, which weights_only refuses
         "numpy": str(np.__version__),
         "python": sys.version.split()[0],

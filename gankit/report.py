@@ -1,221 +1,19 @@
-"""Pictures and the HTML report: samples over the true modes with D(x) behind them, losses."""
+"""The HTML report: runs' metrics and pictures on one self-contained page."""
 
 from __future__ import annotations
 
 import base64
 import html
-import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from gankit.data.mixtures import GaussianMixture
+from gankit.io import atomic_write_text, read_snapshots
+from gankit.plots import image_grid, plot_limits, plt
 
-from gankit.data.mixtures import GaussianMixture  # noqa: E402
-from gankit.io import atomic_write_bytes, atomic_write_text  # noqa: E402
-
-
-def _save(fig, path: str | Path) -> None:
-    import io as _io
-
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def plot_limits(target: GaussianMixture) -> tuple[float, float]:
-    lo, hi = float(target.means.min()), float(target.means.max())
-    pad = 0.25 * (hi - lo) + 6 * float(target.stds.max()) + 0.1
-    return lo - pad, hi + pad
-
-
-def image_grid(images: torch.Tensor, pad: int = 1, cols: int | None = None) -> np.ndarray:
-    """Images (n, C, H, W) in [−1, 1] tiled row by row into one (rows·H, cols·W[, 3])
-    array in [0, 1]; 3 channels are shown as RGB (stacked MNIST), 1 as grey."""
-    n, c, h, w = images.shape
-    cols = cols or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2).numpy()
-    grid = np.ones((c, rows * (h + pad) + pad, cols * (w + pad) + pad), dtype=np.float32)
-    for i in range(n):
-        r, q = divmod(i, cols)
-        top, left = pad + r * (h + pad), pad + q * (w + pad)
-        grid[:, top:top + h, left:left + w] = x[i]
-    return grid[0] if c == 1 else grid.transpose(1, 2, 0)
-
-
-def plot_image_grid(images: torch.Tensor, path: str | Path, title: str = "") -> None:
-    fig, ax = plt.subplots(figsize=(5, 5.3))
-    ax.imshow(image_grid(images), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(title, fontsize=9)
-    _save(fig, path)
-
-
-def plot_fixed_z(steps, snapshots, path: str | Path, rows: int = 8, cols: int = 8) -> None:
-    """The same latents over training: one row per snapshot (up to ``rows``, evenly
-    spaced, the last included), the first ``cols`` images of each."""
-    pick = np.unique(np.linspace(0, len(steps) - 1, min(rows, len(steps))).round().astype(int))
-    images = torch.from_numpy(np.concatenate([snapshots[i][:cols] for i in pick]))
-    fig, ax = plt.subplots(figsize=(cols * 0.6 + 1, len(pick) * 0.6 + 0.6))
-    ax.imshow(image_grid(images, cols=cols), cmap="gray", vmin=0, vmax=1,
-              interpolation="nearest")
-    ax.set_yticks([(i + 0.5) * (images.shape[-2] + 1) for i in range(len(pick))],
-                  [f"step {int(steps[i])}" for i in pick], fontsize=7)
-    ax.set_xticks([])
-    ax.set_title("fixed latents over training", fontsize=9)
-    _save(fig, path)
-
-
-@torch.no_grad()
-def plot_nearest_neighbours(samples: torch.Tensor, train: torch.Tensor, path: str | Path,
-                            n: int = 8, k: int = 5) -> None:
-    """Each of ``n`` generated images (left column) beside its ``k`` nearest training
-    images in pixel space: copies of the training set would show up as twins."""
-    fake = samples[:n].float()
-    dist = torch.cdist(fake.flatten(1), train.float().flatten(1))
-    nearest = dist.topk(k, largest=False).indices
-    rows = [torch.cat([fake[i:i + 1], train[nearest[i]].float()]) for i in range(len(fake))]
-    fig, ax = plt.subplots(figsize=((k + 1) * 0.7 + 0.4, len(fake) * 0.7 + 0.6))
-    ax.imshow(image_grid(torch.cat(rows), cols=k + 1), cmap="gray", vmin=0, vmax=1,
-              interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(f"generated | {k} nearest training images (L2)", fontsize=8)
-    _save(fig, path)
-
-
-@torch.no_grad()
-def _discriminator_map(discriminator, lo: float, hi: float, n: int = 200):
-    """D(x) on an n×n grid over [lo, hi]², or None where D is not a classifier (gmmn has
-    no D; mmd-gan's D is an embedding)."""
-    if discriminator is None or not list(discriminator.parameters()):
-        return None
-    device = next(discriminator.parameters()).device
-    ticks = torch.linspace(lo, hi, n)
-    xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
-    grid = torch.stack([xx.flatten(), yy.flatten()], 1).to(device)
-    critic = getattr(discriminator, "pointwise", discriminator)  # packed D: m copies
-    # chunks of 256: a minibatch-discrimination D compares all pairs within a batch
-    logits = torch.cat([critic(chunk).float() for chunk in grid.split(256)])
-    if logits.ndim != 1:
-        return None
-    return torch.sigmoid(logits).reshape(n, n).cpu().numpy()
-
-
-@torch.no_grad()
-def plot_samples(
-    samples: torch.Tensor,
-    target: GaussianMixture,
-    discriminator: torch.nn.Module | None,
-    path: str | Path,
-    title: str = "",
-    max_points: int = 2500,
-) -> None:
-    """Generated points (dots) over the true means (crosses), D(x) as a heat-map behind;
-    for images (n, C, H, W), a grid of the first 64 (or ``max_points``)."""
-    if samples.ndim == 4:
-        plot_image_grid(samples[:min(64, max_points)], path, title)
-        return
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    lo, hi = plot_limits(target)
-    heat = _discriminator_map(discriminator, lo, hi) if target.dim == 2 else None
-    if heat is not None:
-        im = ax.imshow(heat, origin="lower", extent=(lo, hi, lo, hi), cmap="RdBu_r", vmin=0,
-                       vmax=1, alpha=0.55, interpolation="bilinear")
-        m = getattr(discriminator, "m", 1)
-        label = "D(x)" if m == 1 else f"D(x, …, x): a pack of {m} copies of x"
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
-    pts = samples[:max_points].float().cpu().numpy()
-    means = target.means.numpy()
-    if target.dim == 2:
-        ax.scatter(pts[:, 0], pts[:, 1], s=3, c="black", alpha=0.6, label="generated")
-        ax.scatter(means[:, 0], means[:, 1], marker="x", s=40, c="limegreen",
-                   linewidths=1.5, label="true modes")
-        ax.set_xlim(lo, hi), ax.set_ylim(lo, hi), ax.set_aspect("equal")
-    else:
-        ax.hist(pts[:, 0], bins=200, range=(lo, hi), density=True, color="gray",
-                label="generated")
-        xs = torch.linspace(lo, hi, 1000, dtype=torch.float64)
-        ax.plot(xs.numpy(), target.log_prob(xs[:, None]).exp().numpy(), c="green",
-                label="data density")
-    ax.legend(loc="upper right", fontsize=7)
-    ax.set_title(title, fontsize=9)
-    _save(fig, path)
-
-
-def plot_adagan(panels: list[tuple], points: torch.Tensor, target: GaussianMixture,
-                path: str | Path) -> None:
-    """AdaGAN step by step: top, the mixture after t components, each sample coloured by
-    its component; bottom, the training points coloured by the weight component t
-    trained on (relative to uniform: 1 = as in the data, 0 = dropped)."""
-    cols = len(panels)
-    fig, axes = plt.subplots(2, cols, figsize=(3.2 * cols, 6.4), squeeze=False)
-    lo, hi = plot_limits(target)
-    colours = plt.get_cmap("tab10")
-    for t, (x, which, weights) in enumerate(panels):
-        top, bottom = axes[0, t], axes[1, t]
-        for c in range(t + 1):
-            pts = x[which == c].numpy()
-            top.scatter(pts[:, 0], pts[:, 1], s=2, color=colours(c % 10), label=f"G{c + 1}")
-        top.set_title(f"mixture of {t + 1}", fontsize=9)
-        rel = (weights * len(weights)).float().numpy()
-        order = rel.argsort()  # heaviest points drawn last, on top
-        im = bottom.scatter(points[order, 0].numpy(), points[order, 1].numpy(), s=1,
-                            c=rel[order], cmap="magma", vmin=0, vmax=max(2.0, rel.max()))
-        bottom.set_title(f"data weights for G{t + 1}", fontsize=9)
-        for ax in (top, bottom):
-            ax.set_xlim(lo, hi), ax.set_ylim(lo, hi), ax.set_aspect("equal")
-            ax.set_xticks([]), ax.set_yticks([])
-    axes[0, -1].legend(fontsize=6, markerscale=3, loc="upper right")
-    fig.colorbar(im, ax=axes[1, :].tolist(), fraction=0.02, label="weight × N")
-    _save(fig, path)
-
-
-def plot_traversal(grids: list[torch.Tensor], path: str | Path, span: float = 2.0) -> None:
-    """InfoGAN latent traversals of images: one panel per continuous code, rows the
-    values of the first categorical code, columns that continuous code from −span to
-    span (noise and the other codes fixed)."""
-    fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 4.6), squeeze=False)
-    for j, (ax, grid) in enumerate(zip(axes[0], grids)):
-        rows, cols = grid.shape[:2]
-        ax.imshow(image_grid(grid.reshape(rows * cols, *grid.shape[2:]), cols=cols),
-                  cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_axis_off()
-        ax.set_title(f"rows: categorical code · columns: continuous code {j + 1}, "
-                     f"{-span:g} → {span:g}", fontsize=8)
-    _save(fig, path)
-
-
-def plot_codes(samples: torch.Tensor, codes: torch.Tensor, target: GaussianMixture,
-               path: str | Path) -> None:
-    """InfoGAN on a 2-D mixture: generated points coloured by their categorical code."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    lo, hi = plot_limits(target)
-    pts = samples.float().cpu().numpy()
-    ax.scatter(pts[:, 0], pts[:, 1], s=3, c=codes.cpu().numpy(), cmap="tab20")
-    ax.scatter(*target.means.numpy().T, marker="x", s=40, c="black", linewidths=1)
-    ax.set_xlim(lo, hi), ax.set_ylim(lo, hi), ax.set_aspect("equal")
-    ax.set_title("generated points coloured by the categorical code", fontsize=9)
-    _save(fig, path)
-
-
-def plot_losses(records: list[dict[str, Any]], path: str | Path) -> None:
-    """Losses, D(real)/D(fake) and gradient norms over training, from metrics.jsonl."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-    steps = [r["step"] for r in records]
-    for ax, keys, name in zip(axes, [("loss_d", "loss_g"), ("d_real", "d_fake"),
-                                     ("grad_norm_d", "grad_norm_g")],
-                              ["loss", "mean D(x)", "gradient norm"]):
-        for k in keys:
-            ax.plot(steps, [r.get(k, float("nan")) for r in records], label=k)
-        ax.set_xlabel("step"), ax.set_title(name, fontsize=9), ax.legend(fontsize=7)
-    axes[2].set_yscale("log")
-    _save(fig, path)
+__all__ = ["format_metric", "snapshot_frames", "write_html_report"]
 
 
 def _img(path: Path) -> str:
@@ -233,8 +31,6 @@ def format_metric(value: Any) -> str:
 
 def snapshot_frames(run_dir: Path, target: GaussianMixture | None) -> list[tuple[int, str]]:
     """(step, base64 PNG) for each snapshot of a 2-D or image run (empty when none)."""
-    from gankit.io import read_snapshots
-
     path = run_dir / "snapshots.npz"
     if not path.exists():
         return []

@@ -106,33 +106,23 @@ def machine() -> str:
 
 def run(name: str, root: Path) -> dict:
     """Train config ``name`` into ``root/name``; its per-step losses and weight hashes."""
-    from gankit.config import load_config
+    import gankit
     from gankit.io import load_checkpoint, read_metrics
 
     path, overrides = CONFIGS[name]
     repo = Path(__file__).resolve().parent.parent
-    cfg = load_config(repo / path, TINY + overrides)
+    cfg = gankit.load_config(repo / path, TINY + overrides)
     out = root / name
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same kernels whatever the test runner's setting
     try:
-        if cfg.adagan.components > 1:
-            try:
-                from gankit.adagan import train_adagan
-            except ImportError:  # (before the layered core)
-                from gankit.variants.adagan import train_adagan
-
-            summary = train_adagan(cfg, out, progress=False)
+        adagan = cfg.adagan.components > 1
+        summary = gankit.train(cfg, out, progress=False, stop_after=None if adagan or
+                               name in SUMMARY_OF else cfg.train.steps)
+        if adagan:
             log = [json.loads(line) for line in (out / "adagan.jsonl").read_text().splitlines()]
             record = {"adagan": [{k: v for k, v in r.items() if "time" not in k} for r in log]}
         else:
-            try:
-                from gankit.training import train
-            except ImportError:  # (before the layered core)
-                from gankit.train import train
-
-            summary = train(cfg, out, progress=False,
-                            stop_after=None if name in SUMMARY_OF else cfg.train.steps)
             record = {"steps": [{k: v for k, v in r.items() if k != "wall_time"}
                                 for r in read_metrics(out / "metrics.jsonl")]}
     finally:

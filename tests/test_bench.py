@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from gankit.bench import (
+from gankit.bench.throughput import (
     TOY,
     count_flops,
     format_throughput,
@@ -16,7 +16,7 @@ from gankit.bench import (
 
 def test_flops_per_step_are_the_networks_matmuls():
     # Every counted op is a matmul linear in the batch: 8x the batch, 8x the FLOPs.
-    small, large = count_flops(*toy_mlp(), 256, 64), count_flops(*toy_mlp(), 256, 512)
+    small, large = count_flops(*toy_mlp(), z_dim=256, batch=64), count_flops(*toy_mlp(), z_dim=256, batch=512)
     assert large == 8 * small
     # forward of G (256→128→128→2) and of D (2→128→128→1) on the batch, in FLOPs
     g_fwd = 2 * 64 * (256 * 128 + 128 * 128 + 128 * 2)
@@ -31,7 +31,7 @@ def test_recorded_matmuls_of_s_seeds_are_s_times_one_seeds():
     # step (stacked weights, batched products) exactly S times them: no extra arithmetic
     run = TOY + ["train.batch_size=64", "train.steps=10", "train.snapshot_every=0"]
     one = matmul_flops(record_matmuls(None, run, steps=2)) / 2
-    assert one == count_flops(*toy_mlp(), 256, 64)
+    assert one == count_flops(*toy_mlp(), z_dim=256, batch=64)
     three = record_matmuls(None, run + ["train.seeds=3"], steps=2)
     assert matmul_flops(three) / 2 == 3 * one
     assert {f.__name__ for f, _, _ in three} <= {"bmm.default", "baddbmm.default"}
@@ -39,7 +39,7 @@ def test_recorded_matmuls_of_s_seeds_are_s_times_one_seeds():
 
 
 def test_seeds_table_runs_and_its_bound_holds():
-    from gankit.bench_modes import format_seeds, seeds_speed
+    from gankit.bench.modes import format_seeds, seeds_speed
 
     r = seeds_speed(seeds=2, steps=10, batch=16)
     assert [row["model"] for row in r["rows"]] == ["toy MLP 2x128", "gankit recipe"]
@@ -87,9 +87,9 @@ def test_modes_table_runs_every_method_it_names(tmp_path, capsys):
 def test_modes_table_resumes_an_interrupted_benchmark(tmp_path, capsys):
     import json
 
-    from gankit.bench_modes import method_config
+    from gankit.bench.modes import method_config
     from gankit.cli import main
-    from gankit.train import train
+    from gankit.training.loop import train
 
     def bench(methods: str, out: str, *extra: str) -> list[dict] | None:
         code = main(["bench", "modes", "--dataset", "ring8", "--seeds", "1", "--steps", "10",

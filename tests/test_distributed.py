@@ -9,11 +9,11 @@ import torch
 from gankit.build import build_models, build_target
 from gankit.config import load_config
 from gankit.io import load_checkpoint, read_metrics
+from gankit.losses.objectives import get_objective
 from gankit.nets.mlp import sample_latent
-from gankit.objectives import get_objective
-from gankit.train.distributed import RANK_SEED_OFFSET
-from gankit.train.loop import make_optimizers
-from gankit.train.step import discriminator_step, generator_step
+from gankit.training.distributed import RANK_SEED_OFFSET
+from gankit.training.loop import make_optimizers
+from gankit.training.step import discriminator_step, generator_step
 
 SETTINGS = ["model.g_width=16", "model.d_width=16", "train.batch_size=16",
             "train.log_every=1", "train.checkpoint_every=1", "train.device='cpu'",

@@ -9,7 +9,7 @@ from gankit.cli import main
 from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.nets.layers import pack
-from gankit.train import train
+from gankit.training.loop import train
 
 TINY_IMAGES = ["model.g_width=8", "model.d_width=8", "model.z_dim=8", "train.steps=4",
                "train.batch_size=8", "train.log_every=2", "train.checkpoint_every=2",

@@ -12,17 +12,17 @@ from gankit.cli import main
 from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.evaluate import load_run
-from gankit.objectives import get_objective
-from gankit.train import train
-from gankit.train.step import discriminator_step, generator_step
-from gankit.variants.infogan import (
+from gankit.losses.info import (
     categorical_nll,
     code_entropy,
     gaussian_nll,
-    hungarian_accuracy,
     info_loss,
     mi_lower_bound,
 )
+from gankit.losses.objectives import get_objective
+from gankit.metrics.infogan import hungarian_accuracy
+from gankit.training.loop import train
+from gankit.training.step import discriminator_step, generator_step
 
 TINY_IMAGES = ["model.g_width=8", "model.d_width=8", "model.z_dim=8", "train.steps=4",
                "train.batch_size=8", "train.log_every=2", "train.checkpoint_every=2",
@@ -55,7 +55,7 @@ def test_gaussian_nll_is_the_normal_log_density():
 
 
 def test_fixed_std_q_outputs_means_only_and_its_cost_is_half_the_squared_error():
-    from gankit.variants.infogan import InfoDiscriminator
+    from gankit.nets.heads import InfoDiscriminator
 
     torch.manual_seed(0)
     body = torch.nn.Linear(6, 6)

@@ -10,9 +10,7 @@ from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.evaluate import load_run
 from gankit.io import load_checkpoint
-from gankit.objectives import get_objective
-from gankit.train import train
-from gankit.variants.mmd import (
+from gankit.losses.mmd import (
     gaussian_kernel,
     make_kernel,
     mmd2,
@@ -21,6 +19,8 @@ from gankit.variants.mmd import (
     squared_distances,
     witness,
 )
+from gankit.losses.objectives import get_objective
+from gankit.training.loop import train
 
 KERNEL = gaussian_kernel([0.5, 1.0, 2.0])
 
@@ -132,7 +132,7 @@ def test_mmd_config_errors(tiny):
 
 def test_mmd_gan_autoencoder_regulariser(tmp_path, tiny):
     from gankit.build import build_players
-    from gankit.variants.mmd import AutoencodingCritic
+    from gankit.nets.heads import AutoencodingCritic
 
     over = tiny + ["objective.name='mmd-gan'", "objective.autoencoder_weight=8.0",
                    "data.name='ring8'", "train.lr_d=1e-3", "train.steps=60"]

@@ -61,7 +61,7 @@ def test_coverage_of_the_data_and_of_a_collapsed_model():
 
 
 def test_mixture_mmd_tells_a_shifted_model_from_the_data():
-    from gankit.variants.mmd import mixture_mmd
+    from gankit.metrics.mmd import mixture_mmd
 
     ring = mixture("ring8")
     g = torch.Generator().manual_seed(4)

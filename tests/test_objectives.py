@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from gankit import objectives as obj
+from gankit.losses import objectives as obj
 
 EXTREME = torch.tensor([-50.0, -10.0, 0.0, 10.0, 50.0])
 

@@ -5,14 +5,14 @@ import pytest
 import torch
 from torch import nn
 
-from gankit import objectives as obj
+from gankit.losses import objectives as obj
 from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.nets.layers import MinibatchDiscrimination
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
-from gankit.train import train
-from gankit.train.step import discriminator_step
-from gankit.train.tricks import HistoricalAverage, unrolled_critic
+from gankit.training.loop import train
+from gankit.training.step import discriminator_step
+from gankit.training.tricks import HistoricalAverage, unrolled_critic
 
 
 def tiny_pair(dtype=torch.float64):
@@ -184,7 +184,7 @@ def test_resume_with_stateful_tricks_equals_uninterrupted(tiny, extra, assert_re
 
 
 def test_minibatch_discrimination_fast_and_double_backward_paths_agree():
-    from gankit.nets.layers import double_backward
+    from gankit.autodiff import double_backward
 
     torch.manual_seed(1)
     layer = MinibatchDiscrimination(8, kernels=4, kernel_dim=3)
@@ -197,7 +197,7 @@ def test_minibatch_discrimination_fast_and_double_backward_paths_agree():
 def test_generator_ema_is_the_moving_average_and_what_samples_use(tmp_path, tiny):
     from gankit.evaluate import load_run
     from gankit.io import load_checkpoint
-    from gankit.train.tricks import GeneratorEMA
+    from gankit.training.tricks import GeneratorEMA
 
     g = torch.nn.Linear(3, 2)
     ema = GeneratorEMA(g, 0.9)

@@ -10,7 +10,7 @@ from gankit.config import load_config
 from gankit.evaluate import load_run, seed_players
 from gankit.io import load_checkpoint
 from gankit.nets.stacked import Stacked
-from gankit.train import train
+from gankit.training.loop import train
 
 
 def assert_close_state(a: dict, b: dict, atol: float, skip: tuple = ()) -> None:

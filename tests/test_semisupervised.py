@@ -8,16 +8,14 @@ import torch
 
 from gankit.build import build_models
 from gankit.config import load_config
+from gankit.data.images import labelled_subset
 from gankit.errors import GankitError
-from gankit.objectives import get_objective
-from gankit.train import train
-from gankit.train.step import discriminator_step
-from gankit.variants.semisupervised import (
-    ClassifierCritic,
-    classification_error,
-    k_plus_one_loss,
-    labelled_subset,
-)
+from gankit.losses.objectives import get_objective
+from gankit.losses.semisupervised import k_plus_one_loss
+from gankit.metrics.semisupervised import classification_error
+from gankit.nets.heads import ClassifierCritic
+from gankit.training.loop import train
+from gankit.training.step import discriminator_step
 
 TINY_IMAGES = ["model.g_width=8", "model.d_width=8", "model.z_dim=8", "train.steps=6",
                "train.batch_size=8", "train.log_every=2", "train.checkpoint_every=2",
@@ -110,7 +108,7 @@ def test_test_error_counts_the_wrong_argmax():
 
 def test_ssl_config_trains_with_its_labelled_only_baseline(tmp_path, small_classifiers,
                                                            monkeypatch):
-    from gankit.train import loop
+    from gankit.training import loop
 
     batches = []
 
@@ -123,7 +121,7 @@ def test_ssl_config_trains_with_its_labelled_only_baseline(tmp_path, small_class
     summary = train(cfg, tmp_path / "run", progress=False)
     assert len(batches) == cfg.train.steps
     from gankit.build import build_target
-    from gankit.variants.semisupervised import labelled_data
+    from gankit.data.images import labelled_data
 
     chosen = labelled_data(build_target(cfg), 10, cfg.train.seed)
     for x, y in batches:

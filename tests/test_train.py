@@ -7,7 +7,7 @@ from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.io import load_checkpoint, read_metrics
 from gankit.nets.layers import Packed, pack
-from gankit.train import train
+from gankit.training.loop import train
 
 
 def params(run_dir):

@@ -35,6 +35,8 @@ import torch
 
 from gankit.errors import GankitError
 
+Tensor = torch.Tensor
+
 IMAGE_DATASETS = ("digits", "mnist5k", "mnist", "stacked-mnist")
 SPLITS = ("train", "test")
 SPLIT_SEED = 0
@@ -347,3 +349,25 @@ def _mnist(root: str | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if len(labels) and int(labels.max()) > 9:
         raise GankitError(f"{label_path}: labels must be digits 0..9, found {int(labels.max())}")
     return _to_tensors(images, labels, size=28, top=255.0)
+
+
+def labelled_subset(labels: Tensor, per_class: int, num_classes: int, seed: int) -> Tensor:
+    """Indices of ``per_class`` examples of each class, drawn without replacement with
+    ``seed`` (class-balanced: K · per_class labels in all)."""
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for k in range(num_classes):
+        idx = (labels == k).nonzero().squeeze(1)
+        if len(idx) < per_class:
+            raise GankitError(f"semisupervised.labels_per_class: {per_class} but class {k} "
+                              f"has {len(idx)} training examples; allowed: <= {len(idx)}")
+        picks.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
+    return torch.cat(picks)
+
+
+def labelled_data(train, per_class: int, seed: int):
+    """The labelled examples of an image train split (an ``ImageData``):
+    ``per_class`` of each class, chosen by ``labelled_subset`` with ``seed``."""
+    idx = labelled_subset(train.labels, per_class, train.num_classes, seed)
+    return ImageData(train.name, "labelled", train.images[idx], train.labels[idx],
+                     train.num_classes)

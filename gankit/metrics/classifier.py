@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import gankit
 from gankit import io
 from gankit.data.images import ImageData, StackedImageData, load_images
 from gankit.errors import GankitError
+from gankit.version import __version__
 
 CLASSIFIER_FORMAT = "gankit-classifier-1"  # bump when the network or the recipe changes
 FEATURES = 128
@@ -192,7 +192,7 @@ def load_classifier(
     train = load_images(dataset, "train", root)
     test = load_images(dataset, "test", root)
     directory = Path(directory) if directory is not None else cache_dir()
-    path = directory / f"{dataset}-gankit-{gankit.__version__}.pt"
+    path = directory / f"{dataset}-gankit-{__version__}.pt"
     fingerprint = _fingerprint(train)
     key = (str(path), fingerprint, str(steps))
     if not retrain and key in _LOADED:

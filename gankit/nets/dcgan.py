@@ -66,9 +66,9 @@ class DCGANDiscriminator(nn.Module):
             nn.Flatten(), *fc)
         self.head = nn.Linear(hidden or flat, out_dim)  # a logit, or an MMD-GAN embedding
 
-    def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor:
-        h = self.body(x)
-        if features:
-            return h
-        out = self.head(h)
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.body(x))
         return out.squeeze(-1) if self.out_dim == 1 else out

@@ -1,25 +1,62 @@
-"""Layers that change what the discriminator sees."""
+"""Layers that change what the discriminator sees, and the discriminator's protocol.
+
+A discriminator is any ``nn.Module`` whose ``forward(x)`` returns one logit per input
+(or, for MMD-GAN, an embedding). Remedies that read D's *feature layer* (feature
+matching, InfoGAN's Q head, the semi-supervised critic) get it from ``features(D, x)``:
+``D.features(x)`` when D defines it, else, for an ``nn.Sequential``, every layer but the
+last. So a user's plain ``nn.Sequential`` works with packing and feature matching.
+"""
 
 from __future__ import annotations
-
-import contextlib
-import contextvars
 
 import torch
 from torch import nn
 
-_DOUBLE_BACKWARD = contextvars.ContextVar("gankit_double_backward", default=False)
+from gankit.autodiff import double_backward_on
+from gankit.errors import GankitError
+
+__all__ = ["features", "call", "MethodView", "pack", "Packed", "FourierFeatures",
+           "MinibatchDiscrimination", "VirtualBatchNorm"]
 
 
-@contextlib.contextmanager
-def double_backward():
-    """Within this block, layers pick ops that support a second backward (needed by
-    unrolled D updates and gradient penalties), even where those are slower."""
-    token = _DOUBLE_BACKWARD.set(True)
-    try:
-        yield
-    finally:
-        _DOUBLE_BACKWARD.reset(token)
+def features(discriminator: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """D's feature layer on x: ``D.features(x)``, or for an ``nn.Sequential`` D without
+    that method the output of all its layers but the last."""
+    method = getattr(discriminator, "features", None)
+    if callable(method):
+        return method(x)
+    if isinstance(discriminator, nn.Sequential) and len(discriminator) > 1:
+        return discriminator[:-1](x)
+    raise GankitError(f"discriminator: {type(discriminator).__name__} has no feature layer; "
+                      "allowed: a module with a features(x) method, or an nn.Sequential "
+                      "(its last layer is the head)")
+
+
+def call(module: nn.Module, name: str, x: torch.Tensor):
+    """``module.<name>(x)`` (``features``, ``q``, ``classify``, ...). Modules that hold
+    their weights apart from their architecture (seeds stacked, a functional critic)
+    define ``call_method(name, x)``, which runs that method on their weights."""
+    dispatch = getattr(module, "call_method", None)
+    if callable(dispatch):
+        return dispatch(name, x)
+    if name == "features":
+        return features(module, x)
+    return getattr(module, name)(x)
+
+
+class MethodView(nn.Module):
+    """``module.<name>(x)`` as a module's ``forward``, sharing ``module``'s parameters
+    under the prefix ``module.``: so ``torch.func.functional_call`` (unrolled D updates,
+    seeds stacked with vmap) can call a method other than ``forward``."""
+
+    def __init__(self, module: nn.Module, name: str) -> None:
+        super().__init__()
+        self.module, self.name = module, name
+
+    def forward(self, x: torch.Tensor):
+        if self.name == "features":
+            return features(self.module, x)
+        return getattr(self.module, self.name)(x)
 
 
 def pack(x: torch.Tensor, m: int, sample_dims: int | None = None) -> torch.Tensor:
@@ -42,13 +79,18 @@ class Packed(nn.Module):
     """A discriminator on packs: takes (n·m, d) samples and returns n logits (any leading
     dimensions before the batch are kept, given ``sample_dims``, one sample's)."""
 
+    any_leading_dims = True  # (S, n, ...) inputs run as they are: seeds stack without vmap
+
     def __init__(self, discriminator: nn.Module, m: int, sample_dims: int | None = None
                  ) -> None:
         super().__init__()
         self.discriminator, self.m, self.sample_dims = discriminator, m, sample_dims
 
-    def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor:
-        return self.discriminator(pack(x, self.m, self.sample_dims), features=features)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.discriminator(pack(x, self.m, self.sample_dims))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return features(self.discriminator, pack(x, self.m, self.sample_dims))
 
     def pointwise(self, x: torch.Tensor) -> torch.Tensor:
         """D's logit for a pack made of m copies of each point (for heat-maps)."""
@@ -88,7 +130,7 @@ class MinibatchDiscrimination(nn.Module):
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         m = (f @ self.T).view(-1, self.kernels, self.kernel_dim).transpose(0, 1)  # (B, n, C)
-        if _DOUBLE_BACKWARD.get():  # cdist has no double backward; broadcasting does
+        if double_backward_on():  # cdist has no double backward; broadcasting does
             l1 = (m[:, :, None, :] - m[:, None, :, :]).abs().sum(-1)  # (B, n, n)
         else:  # 3.6x faster (measured: 13 vs 48 ms fwd+bwd, n = 128, B = 50, C = 5)
             l1 = torch.cdist(m, m, p=1)

@@ -60,6 +60,8 @@ class MLPGenerator(nn.Module):
     over a reference batch of ``reference_size`` latents drawn once at construction.
     """
 
+    any_leading_dims = True  # (S, n, ...) inputs run as they are: seeds stack without vmap
+
     def __init__(
         self,
         out_dim: int,
@@ -100,10 +102,12 @@ class MLPDiscriminator(nn.Module):
     """D: x (in_dim) → ``depth`` hidden layers of ``width`` → one logit σ⁻¹(D(x)) (or
     ``out_dim`` outputs: an embedding, for MMD-GAN).
 
-    ``forward(x, features=True)`` returns the last hidden layer (for feature matching).
+    ``features(x)`` returns the last hidden layer (for feature matching).
     With ``minibatch_kernels = B > 0`` a ``MinibatchDiscrimination`` layer adds B
     batch-similarity features before the output layer.
     """
+
+    any_leading_dims = True  # (S, n, ...) inputs run as they are: seeds stack without vmap
 
     def __init__(
         self,
@@ -123,12 +127,15 @@ class MLPDiscriminator(nn.Module):
             self.mbd = MinibatchDiscrimination(width, minibatch_kernels, minibatch_kernel_dim)
             self.net[-1] = nn.Linear(width + minibatch_kernels, out_dim)
 
-    def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer (before minibatch discrimination)."""
         h = x
         for i in range(len(self.net) - 1):
             h = self.net[i](h)
-        if features:
-            return h
+        return h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
         if self.mbd is not None:
             h = torch.cat([h, self.mbd(h)], dim=1)
         out = self.net[-1](h)
@@ -137,6 +144,8 @@ class MLPDiscriminator(nn.Module):
 
 class ImageOutput(nn.Module):
     """An MLP generator for images: its flat output reshaped to ``shape`` (C, H, W)."""
+
+    any_leading_dims = True  # (S, n, ...) inputs run as they are: seeds stack without vmap
 
     def __init__(self, net: MLPGenerator, shape: tuple[int, ...]) -> None:
         super().__init__()
@@ -151,9 +160,14 @@ class FlatInput(nn.Module):
     """An MLP discriminator for images: reads its ``dims``-dimensional inputs flattened
     (a pack of m images stacked along channels becomes one m·C·H·W vector)."""
 
+    any_leading_dims = True  # (S, n, ...) inputs run as they are: seeds stack without vmap
+
     def __init__(self, net: MLPDiscriminator, dims: int = 3) -> None:
         super().__init__()
         self.net, self.dims, self.out_dim = net, dims, net.out_dim
 
-    def forward(self, x: torch.Tensor, features: bool = False) -> torch.Tensor:
-        return self.net(x.flatten(-self.dims), features=features)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(-self.dims))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.features(x.flatten(-self.dims))

@@ -16,21 +16,14 @@ weights runs each layer as one ``baddbmm`` — the same arithmetic without vmap'
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-Rng = torch.Generator | Sequence[torch.Generator] | None
-
-
-def per_seed(rng: Rng, draw: Callable[[torch.Generator | None], torch.Tensor]) -> torch.Tensor:
-    """``draw(rng)``; for a list of generators (one per seed), the draws stacked on a new
-    leading dimension, each seed's from its own generator — as its single-seed run draws."""
-    if rng is None or isinstance(rng, torch.Generator):
-        return draw(rng)
-    return torch.stack([draw(g) for g in rng])
+from gankit.nets.layers import MethodView, Packed
+from gankit.nets.mlp import ACTIVATIONS
 
 
 def num_seeds(module: nn.Module) -> int:
@@ -68,15 +61,12 @@ class SeedLinear(nn.Module):
 
 def _batched_copy(template: nn.Module, params: nn.ParameterDict) -> nn.Module | None:
     """The fast path: ``template`` with each ``nn.Linear`` replaced by a ``SeedLinear`` on
-    ``params``, if every part of it acts on any leading dimensions; else None (vmap)."""
-    from gankit.nets.layers import Packed
-    from gankit.nets.mlp import ACTIVATIONS, FlatInput, ImageOutput, MLPDiscriminator, MLPGenerator
-    from gankit.variants.infogan import InfoGenerator
-
-    allowed = (nn.Sequential, nn.Linear, Packed, ImageOutput, FlatInput, InfoGenerator,
-               MLPGenerator, MLPDiscriminator, *(type(make()) for make in ACTIVATIONS.values()))
+    ``params``, if every part of it acts on any leading dimensions (linear layers,
+    activations, and modules that declare ``any_leading_dims = True``); else None (vmap)."""
+    allowed = (nn.Sequential, nn.Linear, *(type(make()) for make in ACTIVATIONS.values()))
     for module in template.modules():
-        if not isinstance(module, allowed) or getattr(module, "vbn", None) is not None or \
+        if not (isinstance(module, allowed) or getattr(module, "any_leading_dims", False)) \
+                or getattr(module, "vbn", None) is not None or \
                 getattr(module, "mbd", None) is not None or \
                 (isinstance(module, Packed) and module.sample_dims is None):
             return None
@@ -95,7 +85,7 @@ def _batched_copy(template: nn.Module, params: nn.ParameterDict) -> nn.Module | 
 class Stacked(nn.Module):
     """S networks of one architecture as one module: input (S, n, ...) → output (S, ...).
 
-    Keyword arguments of ``forward`` are passed to every copy (``features=True``).
+    ``call_method(name, x)`` runs another method of every copy (``features``, ``q``).
     ``unstack(i)`` returns copy i as a plain network.
     """
 
@@ -118,13 +108,25 @@ class Stacked(nn.Module):
         buffers = {n: getattr(self, "buffer__" + _key(n)) for n in self._buffer_names}
         return params, buffers
 
-    def forward(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.call_method("forward", x)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.call_method("features", x)
+
+    def call_method(self, name: str, x: torch.Tensor):
+        """Each copy's ``<name>(x)`` on its own slice of x (``forward``, ``features``,
+        ``q``, ...)."""
         if self._batched is not None:
-            return self._batched(x, **kwargs)
-        template = self._template
+            return self._batched(x) if name == "forward" else \
+                MethodView(self._batched, name)(x)
+        template = self._template if name == "forward" else MethodView(self._template, name)
+        prefix = "" if name == "forward" else "module."
 
         def one(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
-            return functional_call(template, (params, buffers), (x,), kwargs)
+            state = {prefix + k: v for k, v in params.items()}
+            state.update({prefix + k: v for k, v in buffers.items()})
+            return functional_call(template, state, (x,))
 
         return vmap(one)(*self._state(), x)
 

@@ -1,19 +1,22 @@
-"""Training-step options that need state or higher-order gradients: historical averaging
-and unrolled discriminators."""
+"""Training-step options that need state or higher-order gradients: historical
+averaging, the generator's weight average, and unrolled discriminators."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from gankit.nets.layers import double_backward
-from gankit.nets.stacked import Rng, num_seeds
-from gankit.objectives import Objective, gradient_penalty
-from gankit.train.distributed import unwrap
+from gankit.autodiff import double_backward
+from gankit.nets.layers import MethodView
+from gankit.nets.stacked import num_seeds
+from gankit.training.distributed import unwrap
+
+__all__ = ["HistoricalAverage", "GeneratorEMA", "FunctionalCritic", "Unroll", "unrolled_critic"]
 
 
 class HistoricalAverage:
@@ -28,10 +31,9 @@ class HistoricalAverage:
         self.count = 1
         self.mean = {n: p.detach().clone() for n, p in module.named_parameters()}
 
-    def penalty(self, module: nn.Module) -> torch.Tensor:
-        module = unwrap(module)  # names as in the bare network, not DDP's
-        return self.weight * sum((p - self.mean[n]).square().sum()
-                                 for n, p in module.named_parameters())
+    def penalty(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """λ‖θ − θ̄‖² of the player's named parameters (names as in the bare network)."""
+        return self.weight * sum((p - self.mean[n]).square().sum() for n, p in params.items())
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
@@ -68,52 +70,59 @@ class GeneratorEMA:
             mine.copy_(theirs)
 
 
-def unrolled_critic(
-    discriminator: nn.Module,
-    opt_d: torch.optim.Adam,
-    objective: Objective,
-    real: torch.Tensor,
-    fake: torch.Tensor,
-    steps: int,
-    gp_weight: float = 10.0,
-    rng: Rng = None,
-    history: HistoricalAverage | None = None,
-) -> Callable[..., torch.Tensor]:
-    """D after ``steps`` differentiable Adam updates on (real, fake), as a function of x.
+class FunctionalCritic:
+    """D's architecture evaluated with the parameters ``params`` (tensors that may depend
+    on θ_G): ``critic(x)``, ``features(x)``, ``call_method(name, x)``."""
 
-    The inner cost is D's own: the objective, its gradient penalty and (``history``) its
-    historical-averaging penalty. (The penalty's x̂ detaches ``fake``, so the gradient
-    penalty's own dependence on θ_G is left out of the surrogate.)
+    def __init__(self, module: nn.Module, params: dict[str, torch.Tensor]) -> None:
+        self.module, self.params = module, params
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.module, self.params, (x,))
+
+    def call_method(self, name: str, x: torch.Tensor):
+        view = MethodView(self.module, name)
+        return functional_call(view, {f"module.{k}": v for k, v in self.params.items()}, (x,))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.call_method("features", x)
+
+
+@dataclass(frozen=True)
+class Unroll:
+    """Unrolled GAN: G's update reads D after ``steps`` differentiable updates of D's
+    own optimizer ``opt_d`` on D's own ``cost`` (a ``gankit.training.costs.Cost``)."""
+
+    steps: int
+    opt_d: torch.optim.Adam
+    cost: Callable
+
+
+def unrolled_critic(discriminator: nn.Module, unroll: Unroll, batch) -> FunctionalCritic:
+    """D after ``unroll.steps`` differentiable Adam updates on ``batch`` (real, fake with
+    its graph to G), as a function of x.
+
+    The inner cost is D's own (the same ``Cost`` the D step minimises: objective,
+    penalties, historical average). (The gradient penalty's x̂ detaches the fake batch, so
+    the penalty's own dependence on θ_G is left out of the surrogate.)
 
     Unrolled GAN (Metz et al. 2017, eq. 6–7): the surrogate G loss f(θ_G, U^k(θ_D, θ_G))
-    back-propagates through the k updates U of D, which depend on θ_G through ``fake``
-    (not detached). The inner updates mirror D's own Adam (its moments and step count, its
+    back-propagates through the k updates U of D, which depend on θ_G through the fake
+    batch. The inner updates mirror D's own Adam (its moments and step count, its
     learning rate and betas), written out so autograd can differentiate them.
     """
     names = [n for n, _ in discriminator.named_parameters()]
     params = dict(discriminator.named_parameters())
-    group = opt_d.param_groups[0]
+    group = unroll.opt_d.param_groups[0]
     lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
-    state = {n: opt_d.state.get(p, {}) for n, p in params.items()}
+    state = {n: unroll.opt_d.state.get(p, {}) for n, p in params.items()}
     m = {n: state[n].get("exp_avg", torch.zeros_like(params[n])) for n in names}
     v = {n: state[n].get("exp_avg_sq", torch.zeros_like(params[n])) for n in names}
     t = float(state[names[0]].get("step", 0))
     seeds = num_seeds(discriminator)
-
-    def critic_with(ps: dict) -> Callable[..., torch.Tensor]:
-        return lambda x, **kw: functional_call(discriminator, ps, (x,), kw)
-
-    for _ in range(steps):
-        critic = critic_with(params)
+    for _ in range(unroll.steps):
         with double_backward():  # G's backward differentiates these inner gradients again
-            loss = objective.discriminator(critic(real), critic(fake))
-            if objective.gradient_penalty:
-                loss = loss + gp_weight * gradient_penalty(critic, real, fake, rng)
-            if seeds > 1:  # as in discriminator_step: each seed its own gradient
-                loss = seeds * loss
-            if history is not None:  # D's own cost includes its historical average
-                loss = loss + history.weight * sum(
-                    (params[n] - history.mean[n]).square().sum() for n in names)
+            loss = unroll.cost(FunctionalCritic(discriminator, params), batch, params, seeds)
         grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True)
         t += 1
         new = {}
@@ -123,4 +132,4 @@ def unrolled_critic(
             v_hat = (v[n] / (1 - b2**t)).clamp_min(1e-30)  # keeps d√v finite where v = 0
             new[n] = params[n] - lr * (m[n] / (1 - b1**t)) / (v_hat.sqrt() + eps)
         params = new
-    return critic_with(params)
+    return FunctionalCritic(discriminator, params)

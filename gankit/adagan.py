@@ -31,9 +31,12 @@ from gankit import io
 from gankit.build import build_models, build_target, resolve_device
 from gankit.config import Config, from_dict
 from gankit.errors import GankitError
-from gankit.evaluate import EVAL_SEED_OFFSET, evaluate_generator
+from gankit.evaluate import evaluate_generator, finish
+from gankit.generate import EVAL_SEED_OFFSET
 from gankit.nets.mlp import sample_latent
-from gankit.sampling import fit_density_ratio
+from gankit.plots import plot_adagan, plot_samples
+from gankit.sampling.refit import fit_density_ratio
+from gankit.training.loop import run_training
 
 Tensor = torch.Tensor
 WEIGHTS_SEED_OFFSET = 7_000_003  # the classifiers' draws, apart from training and eval
@@ -129,8 +132,8 @@ def classifier_logits(cfg: Config, mixture: Mixture, points: Tensor, seed: int,
     def draw_mixture(n: int, g: torch.Generator) -> Tensor:
         return mixture(sample_latent(n, mixture.z_dim, mixture.z_dist, g).to(device))
 
-    d = fit_density_ratio(cfg, draw_points, draw_mixture, cfg.adagan.classifier_steps, seed,
-                          device)
+    d = fit_density_ratio(cfg, draw_points, draw_mixture, steps=cfg.adagan.classifier_steps,
+                          seed=seed, device=device)
     with torch.no_grad():
         logits = torch.cat([d(c.to(device)).float().cpu() for c in points.split(4096)])
     return logits, d
@@ -161,13 +164,10 @@ def component_config(cfg: Config, t: int) -> Config:
         train=dataclasses.replace(cfg.train, seed=component_seed(cfg, t)))
 
 
-def train_adagan(cfg: Config, out: str | Path, resume: bool = False,
+def train_adagan(cfg: Config, out: str | Path, *, resume: bool = False,
                  progress: bool = True) -> dict:
     """Train ``adagan.components`` components into ``out`` (see the module docstring);
     return the summary. ``resume`` continues an interrupted run where it stopped."""
-    from gankit.report import plot_adagan, plot_samples
-    from gankit.train import train
-
     out, a = Path(out), cfg.adagan
     ckpt_path = out / "checkpoint.pt"
     device = resolve_device(cfg.train.device)
@@ -200,9 +200,11 @@ def train_adagan(cfg: Config, out: str | Path, resume: bool = False,
     for t in range(len(state["states"]) + 1, a.components + 1):  # (after a resume: the rest)
         weights = state["data_weights"][t - 1]
         comp_dir = out / f"component{t}"
-        train(component_config(cfg, t), comp_dir, progress=progress,
-              resume=(comp_dir / "checkpoint.pt").exists(),
-              data=WeightedData(points, weights))
+        component = component_config(cfg, t)
+        trained = run_training(component, comp_dir, progress=progress,
+                               resume=(comp_dir / "checkpoint.pt").exists(),
+                               data=WeightedData(points, weights))
+        finish(component, comp_dir, trained)
         g_state = io.load_checkpoint(comp_dir / "checkpoint.pt")["generator"]
         state["states"].append(g_state)
         state["betas"].append(mixture_weight(t, a.beta))

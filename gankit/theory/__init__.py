@@ -36,6 +36,9 @@ import torch.nn.functional as F
 from scipy import integrate
 
 from gankit.errors import GankitError
+from gankit.losses.objectives import FGAN, fgan_bound
+from gankit.metrics.stats import mean_and_stderr
+from gankit.nets.mlp import MLPDiscriminator
 
 Tensor = torch.Tensor
 
@@ -214,11 +217,6 @@ def value_at_optimum(p: Density, q: Density) -> float:
 # Estimates from a discriminator or critic trained on samples only.
 
 
-def mean_and_stderr(*terms: Tensor) -> tuple[float, float]:
-    """Sum of the means of independent sample sets, and its standard error."""
-    value = sum(float(t.mean()) for t in terms)
-    se = math.sqrt(sum(float(t.var()) / t.numel() for t in terms))
-    return value, se
 
 
 @torch.no_grad()
@@ -242,8 +240,6 @@ def divergences_from_discriminator(
 
 def small_critic(dim: int, width: int = 64, depth: int = 2) -> torch.nn.Module:
     """The MLP used as D or f-GAN critic in the theory experiments."""
-    from gankit.nets.mlp import MLPDiscriminator
-
     # ReLU, not tanh/SiLU: the total-variation critic must approach ½ sign(p − q), which
     # smooth nets reach far more slowly (measured: bound 0.19 vs 0.31 of TV = 0.32).
     return MLPDiscriminator(dim, width, depth, activation="relu")
@@ -290,8 +286,6 @@ def estimate_divergence(
     eq. 4), with T = g_f(V(x)) and V an MLP. Evaluated on ``n_eval`` fresh samples from
     each side, with its standard error.
     """
-    from gankit.objectives import FGAN, fgan_bound
-
     spec = FGAN[_check_name(name)]
     critic = train_critic(lambda a, b: -fgan_bound(name, a, b), p, q, steps, batch_size,
                           seed=seed)

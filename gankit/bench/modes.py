@@ -18,9 +18,14 @@ from pathlib import Path
 
 import torch
 
+from gankit.adagan import train_adagan
+from gankit.bench.throughput import TOY, matmul_gflops, matmul_seconds_per_step, train_seconds
 from gankit.config import load_config
 from gankit.errors import GankitError
-from gankit.train import train
+from gankit.evaluate import sample_metrics, summarize_seeds
+from gankit.generate import EVAL_SEED_OFFSET, seed_players
+from gankit.runs import load_run, train
+from gankit.sampling.refit import corrected_samples
 
 # Shared by every method (the networks and budget of gankit's grid25/ring8 configs):
 # 3x256 MLPs, batch 128, Adam 1e-3 for both players decayed linearly to 0, 10k steps.
@@ -84,7 +89,7 @@ def method_config(method: str, dataset: str, seeds: int, steps: int | None):
     return load_config(path, overrides)
 
 
-def modes_table(dataset: str = "grid25", seeds: int = 10, steps: int | None = None,
+def modes_table(dataset: str = "grid25", seeds: int = 10, *, steps: int | None = None,
                 methods: list[str] | None = None, out: Path | None = None,
                 progress: bool = True, resume: bool = False) -> dict:
     """Train each method's ``seeds`` seeds together and evaluate them; one row per method.
@@ -139,7 +144,6 @@ def modes_table(dataset: str = "grid25", seeds: int = 10, steps: int | None = No
 
 def metric_row(per_seed: list[dict]) -> dict:
     """Modes, high quality and reverse KL: mean and standard error over the seeds."""
-    from gankit.evaluate import summarize_seeds
 
     m = summarize_seeds(per_seed)
     mean, se = m["metrics"], m.get("metrics_stderr", {})
@@ -152,27 +156,24 @@ def corrected_metrics(run: Path, method: str, refit_steps: int = 0, refit_fourie
     """Each seed of a trained run evaluated on ``method``-corrected samples (the run's
     own D, or one refitted ``refit_steps`` steps; the evaluation seed of its raw samples):
     seed, metrics and acceptance rate."""
-    from gankit.evaluate import EVAL_SEED_OFFSET, load_run, sample_metrics, seed_players
-    from gankit.sampling import corrected_samples
 
     per_seed = []
     for cfg, g, d in seed_players(*load_run(run)[:3]):
-        samples, rate = corrected_samples(cfg, g, d, method, cfg.train.eval_samples,
-                                          cfg.train.seed + EVAL_SEED_OFFSET, mh_steps,
-                                          refit_steps, refit_fourier)
+        samples, rate = corrected_samples(cfg, g, d, method, n=cfg.train.eval_samples,
+                                          seed=cfg.train.seed + EVAL_SEED_OFFSET,
+                                          mh_steps=mh_steps, refit_steps=refit_steps,
+                                          refit_fourier=refit_fourier)
         per_seed.append({"seed": cfg.train.seed, "metrics": sample_metrics(cfg, samples),
                          "acceptance_rate": rate})
     return per_seed
 
 
-def adagan_table(dataset: str = "grid25", seeds: int = 10, components: int = 5,
+def adagan_table(dataset: str = "grid25", seeds: int = 10, *, components: int = 5,
                  steps: int | None = None, out: Path | None = None,
                  progress: bool = True) -> dict:
     """AdaGAN with ``components`` plain non-saturating GANs of ``steps`` steps (default
     2000) against one such GAN trained for components × steps, on ``seeds`` seeds. The
     single GANs train together (``train.seeds``); the AdaGAN runs one seed after another."""
-    from gankit.evaluate import summarize_seeds
-    from gankit.variants.adagan import train_adagan
 
     if dataset not in DATASETS:
         raise GankitError(f"--dataset: {dataset!r} not supported; allowed: {', '.join(DATASETS)}")
@@ -262,7 +263,6 @@ def format_modes(r: dict) -> str:
 def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100) -> dict:
     """Wall time of ``seeds`` sequential single-seed runs against one ``seeds``-seed run,
     for the toy MLP and for the recipe's networks, at batch ``batch``."""
-    from gankit.bench import TOY, matmul_gflops, matmul_seconds_per_step, train_seconds
 
     models = {"toy MLP 2x128": (None, TOY), "gankit recipe": (recipe_path(), [])}
     rows = []

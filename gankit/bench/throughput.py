@@ -16,10 +16,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gankit.config import load_config
 from gankit.data.mixtures import mixture
+from gankit.losses.objectives import get_objective
+from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
-from gankit.objectives import get_objective
-from gankit.train import train
-from gankit.train.step import discriminator_step, generator_step
+from gankit.runs import train
+from gankit.training.costs import Batch, discriminator_cost, generator_cost
+from gankit.training.loop import make_optimizers
+from gankit.training.step import discriminator_step, generator_step
 
 # The toy MLP of the benchmark: G z 256 → 128 → 128 → 2, D 2 → 128 → 128 → 1, ReLU.
 TOY = ["data.name='grid25'", "model.z_dim=256", "model.g_width=128", "model.g_depth=2",
@@ -47,7 +50,7 @@ def time_steps(step, steps: int, warmup: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def hand_written_step(g, d, draw_real, z_dim: int, batch: int, lr_d: float, lr_g: float):
+def hand_written_step(g, d, draw_real, *, z_dim: int, batch: int, lr_d: float, lr_g: float):
     """One step of the loop a user writes from the PyTorch DCGAN example: BCE on logits,
     D's real and fake halves backpropagated separately, G's backward also filling D's
     gradients, default Adam."""
@@ -71,27 +74,26 @@ def hand_written_step(g, d, draw_real, z_dim: int, batch: int, lr_d: float, lr_g
     return step
 
 
-def gankit_step(g, d, draw_real, z_dim: int, batch: int, lr_d: float, lr_g: float):
+def gankit_step(g, d, draw_real, *, z_dim: int, batch: int, lr_d: float, lr_g: float):
     """One gankit D step + G step (fused Adam, set_to_none, G-only backward)."""
-    from gankit.train.loop import make_optimizers
-
-    opt_g, opt_d = make_optimizers(load_config(None, [f"train.lr_d={lr_d}",
-                                                      f"train.lr_g={lr_g}"]), g, d)
+    cfg = load_config(None, [f"train.lr_d={lr_d}", f"train.lr_g={lr_g}"])
+    opt_g, opt_d = make_optimizers(cfg, g, d)
     objective = get_objective("nonsaturating")
+    d_cost, g_cost = discriminator_cost(cfg, objective), generator_cost(cfg, objective)
     rng = torch.Generator().manual_seed(0)
 
     def step():
         real = draw_real(batch, rng)
         z = torch.randn(batch, z_dim, generator=rng)
-        fake = discriminator_step(g, d, opt_d, objective, real, z, rng)
-        generator_step(g, d, opt_g, objective, fake)
+        fake = discriminator_step(g, d, opt_d, d_cost, Batch(real, z, rng=rng))
+        generator_step(g, d, opt_g, g_cost, fake)
 
     return step
 
 
-def count_flops(g, d, draw_real, z_dim: int, batch: int) -> int:
+def count_flops(g, d, draw_real, *, z_dim: int, batch: int) -> int:
     """FLOPs of one gankit D step + G step, counted by torch.utils.flop_counter."""
-    step = gankit_step(g, d, draw_real, z_dim, batch, 1e-3, 1e-3)
+    step = gankit_step(g, d, draw_real, z_dim=z_dim, batch=batch, lr_d=1e-3, lr_g=1e-3)
     with FlopCounterMode(display=False) as counter:
         step()
     return counter.get_total_flops()
@@ -108,8 +110,6 @@ def toy_mlp():
 def dcgan():
     """The 28x28 DCGAN of the benchmark (z 100, width 64) and a pool of stand-in images
     (timing does not depend on pixel values; the images issue brings real MNIST)."""
-    from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-
     torch.manual_seed(0)
     pool = torch.rand(1024, 1, 28, 28) * 2 - 1
     return (DCGANGenerator(28, 1, 100, 64), DCGANDiscriminator(28, 1, 64),
@@ -196,8 +196,11 @@ def matmul_seconds_per_step(path: Path | None, overrides: list[str], steps: int 
     return best / steps
 
 
-def row(model: str, batch: int, ours, theirs, flops: int, peak: float, repeats: int) -> dict:
-    """A table row: best of ``repeats`` alternating timings of ``ours()`` and ``theirs()``."""
+def row(model: str, batch: int, timers: tuple, *, flops: int, peak: float, repeats: int
+        ) -> dict:
+    """A table row: best of ``repeats`` alternating timings of ``ours()`` and ``theirs()``
+    (``timers = (ours, theirs)``, each returning steps per second)."""
+    ours, theirs = timers
     best_ours = best_theirs = 0.0
     for _ in range(repeats):
         best_ours, best_theirs = max(best_ours, ours()), max(best_theirs, theirs())
@@ -213,18 +216,19 @@ def throughput(steps: int = 2000, repeats: int = 3) -> dict:
     peak = max(matmul_gflops() for _ in range(repeats))
     rows = []
     for batch in (64, 512):
+        hand = dict(z_dim=256, batch=batch, lr_d=1e-4, lr_g=1e-3)
         rows.append(row(
-            "toy MLP", batch, lambda b=batch: gankit_loop_steps_per_s(b, steps),
-            lambda b=batch: time_steps(hand_written_step(*toy_mlp(), 256, b, 1e-4, 1e-3),
-                                       steps, warmup=20),
-            count_flops(*toy_mlp(), 256, batch), peak, repeats))
+            "toy MLP", batch,
+            (lambda b=batch: gankit_loop_steps_per_s(b, steps),
+             lambda h=hand: time_steps(hand_written_step(*toy_mlp(), **h), steps, warmup=20)),
+            flops=count_flops(*toy_mlp(), z_dim=256, batch=batch), peak=peak, repeats=repeats))
     dc_steps = max(1, steps // 20)  # a DCGAN step costs ~20-50x a toy step
+    dc = dict(z_dim=100, batch=64, lr_d=2e-4, lr_g=2e-4)
     rows.append(row(
         "DCGAN28", 64,
-        lambda: time_steps(gankit_step(*dcgan(), 100, 64, 2e-4, 2e-4), dc_steps, warmup=5),
-        lambda: time_steps(hand_written_step(*dcgan(), 100, 64, 2e-4, 2e-4), dc_steps,
-                           warmup=5),
-        count_flops(*dcgan(), 100, 64), peak, repeats))
+        (lambda: time_steps(gankit_step(*dcgan(), **dc), dc_steps, warmup=5),
+         lambda: time_steps(hand_written_step(*dcgan(), **dc), dc_steps, warmup=5)),
+        flops=count_flops(*dcgan(), z_dim=100, batch=64), peak=peak, repeats=repeats))
     return {"matmul_gflops": peak, "threads": torch.get_num_threads(), "steps": steps,
             "repeats": repeats, "torch": str(torch.__version__), "rows": rows,
             "note": "DCGAN28 row: gankit's D+G step functions (not the whole loop, which "

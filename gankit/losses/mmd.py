@@ -109,36 +109,5 @@ def mmd_test(
     return stats[0].item(), p_value
 
 
-def mixture_mmd(samples: Tensor, target, n: int = 1000, permutations: int = 200,
-                seed: int = 0) -> dict[str, float]:
-    """``mmd2`` and its permutation-test p-value ``mmd_p`` between the first n of
-    ``samples`` and n fresh draws from the mixture ``target`` (drawn from ``seed``), with
-    Gaussian bandwidths σ·{1, 4, 16, 64} around the mixture's component σ: the finest
-    sees whether points sit on the modes, the widest whether mass is spread like p's."""
-    g = torch.Generator().manual_seed(seed)
-    x = samples[:n].double().reshape(min(n, len(samples)), -1)
-    finite = torch.isfinite(x).all(1)
-    x = torch.where(finite[:, None], x, 1e6)  # a non-finite sample is far from everything
-    y = target.sample(n, g).double()
-    sigma = float(target.stds.median())
-    value, p = mmd_test(x, y, gaussian_kernel([sigma * s for s in (1, 4, 16, 64)]),
-                        permutations, g)
-    return {"mmd2": value, "mmd_p": p}
 
 
-class AutoencodingCritic(torch.nn.Module):
-    """MMD-GAN's feature network with a decoder: ``forward(x)`` is the embedding f(x);
-    ``forward(x, reconstruction_error=True)`` is ‖x − dec(f(x))‖² / dim per sample, the
-    autoencoder term Li et al. (2017, §3) subtract from D's objective so that f stays
-    injective (a kernel on a non-injective f is not characteristic)."""
-
-    def __init__(self, encoder: torch.nn.Module, decoder: torch.nn.Module) -> None:
-        super().__init__()
-        self.encoder, self.decoder = encoder, decoder
-
-    def forward(self, x: Tensor, features: bool = False,
-                reconstruction_error: bool = False) -> Tensor:
-        if not reconstruction_error:
-            return self.encoder(x, features=features)
-        error = self.decoder(self.encoder(x)) - x
-        return error.square().flatten(1).mean(1)

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from gankit import theory as th
 from gankit.data.mixtures import GaussianMixture, mixture
-from gankit.objectives import discriminator_loss, max_likelihood, minimax, nonsaturating
+from gankit.losses.objectives import discriminator_loss, max_likelihood, minimax, nonsaturating
+from gankit.plots import plt, save_figure
 
 LOG4 = 2 * math.log(2)
 
@@ -118,7 +119,6 @@ def run_theory(out: Path | None = None, quick: bool = False, seed: int = 0) -> d
 
 
 def plot_theory(p1, q1, d1, p2, q2, d2, path: Path) -> None:
-    from gankit.report import _save, plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     x = torch.linspace(-4.5, 6, 600, dtype=torch.float64)[:, None]
@@ -141,7 +141,7 @@ def plot_theory(p1, q1, d1, p2, q2, d2, path: Path) -> None:
                        cmap="RdBu_r", vmin=0, vmax=1)
         ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.04, label="D(x)")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def format_theory(r: dict) -> str:

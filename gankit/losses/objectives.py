@@ -12,16 +12,14 @@ Generative Adversarial Networks", eqs. 8, 10, 13 and §3.2, including the ½ fac
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from gankit.errors import GankitError
-from gankit.nets.layers import double_backward
-from gankit.nets.stacked import per_seed
-from gankit.variants.mmd import DEFAULT_BANDWIDTHS, Kernel, gaussian_kernel, mmd2
+from gankit.losses.mmd import DEFAULT_BANDWIDTHS, Kernel, gaussian_kernel, mmd2
 
 Tensor = torch.Tensor
 
@@ -111,37 +109,27 @@ def wasserstein_generator(fake: Tensor) -> Tensor:
     return -fake.mean()
 
 
-def gradient_penalty(
-    critic: Callable[[Tensor], Tensor],
-    real: Tensor,
-    fake: Tensor,
-    generator: torch.Generator | Sequence[torch.Generator] | None = None,
-) -> Tensor:
-    """WGAN-GP penalty E_x̂ (‖∇_x̂ D(x̂)‖₂ − 1)², x̂ = ε x + (1 − ε) G(z), ε ~ U[0, 1].
-
-    Gulrajani et al. (2017), "Improved Training of Wasserstein GANs", eq. 3 (without λ).
-    Differentiable in the critic's parameters (``create_graph=True``). With a list of S
-    generators the inputs are S stacked batches (S, n, ...) of S independent critics
-    (seeds in parallel): ε is drawn per seed and the result is the mean over seeds.
-    """
-    batch_dims = 1 if generator is None or isinstance(generator, torch.Generator) else 2
-    shape = real.shape[batch_dims - 1:batch_dims] + (1,) * (real.ndim - batch_dims)
-    eps = per_seed(generator, lambda g: torch.rand(shape, generator=g, device=real.device,
-                                                   dtype=real.dtype))
-    mix = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
-    with double_backward():  # the penalty is differentiated again, for D's parameters
-        (grad,) = torch.autograd.grad(critic(mix).sum(), mix, create_graph=True)
-    return (grad.flatten(batch_dims).norm(dim=-1) - 1).square().mean()
 
 
 @dataclass(frozen=True)
 class Objective:
-    """A GAN game: D's cost on (real, fake) outputs and G's cost on fake outputs.
+    """A GAN game: D's cost on (real, fake) outputs and G's cost on fake outputs, with
+    what the game declares about itself (read by the cost builder, the config rules and
+    the samplers, so no code checks an objective's name):
 
-    ``gradient_penalty`` says whether the training step adds λ·``gradient_penalty``
-    to D's cost (WGAN-GP). ``needs_real``: G's cost compares D's outputs on its batch
-    with those on a real batch, ``generator(fake, real)`` (MMD). ``adversarial = False``:
-    there is no D to train (GMMN: D is a fixed feature map, ``discriminator`` is None).
+    - ``gradient_penalty``: the step adds λ·``gradient_penalty`` to D's cost (WGAN-GP).
+    - ``needs_real``: G's cost compares D's outputs on its batch with those on a real
+      batch, ``generator(fake, real)`` (MMD).
+    - ``adversarial = False``: there is no D to train (GMMN: D is a fixed feature map,
+      ``discriminator`` is None).
+    - ``log_ratio``: D's cost is the cross-entropy J_D, so at its optimum D's logit is
+      log p/q (the density-ratio samplers and the semi-supervised K+1 critic need it).
+    - ``smoothed(α)``: D's cost with one-sided label smoothing α on the real targets, or
+      None where D has no target to smooth.
+    - ``embedding``: D outputs an embedding of ``objective.embedding_dim`` values, not a
+      logit (MMD-GAN).
+    - ``with_kernel(k)``: the same game under kernel k (``objective.kernel`` and
+      ``bandwidths``), for kernel objectives.
     """
 
     name: str
@@ -150,6 +138,10 @@ class Objective:
     gradient_penalty: bool = False
     needs_real: bool = False
     adversarial: bool = True
+    log_ratio: bool = False
+    smoothed: Callable[[float], Callable[[Tensor, Tensor], Tensor]] | None = None
+    embedding: bool = False
+    with_kernel: Callable[[Kernel], Objective] | None = None
 
 
 @dataclass(frozen=True)
@@ -213,7 +205,7 @@ def gmmn(kernel: Kernel) -> Objective:
     with no discriminator. Li, Swersky & Zemel (2015), "Generative Moment Matching
     Networks", eq. 3 (unbiased); Dziugaite, Roy & Ghahramani (2015)."""
     return Objective("gmmn", None, lambda fake, real: mmd2(real, fake, kernel),
-                     needs_real=True, adversarial=False)
+                     needs_real=True, adversarial=False, with_kernel=gmmn)
 
 
 def mmd_gan(kernel: Kernel) -> Objective:
@@ -222,29 +214,17 @@ def mmd_gan(kernel: Kernel) -> Objective:
     "MMD GAN: Towards Deeper Understanding of Moment Matching Network", eq. 4 (there with
     √MMD² for G and weight clipping on f: ``objective.weight_clip``)."""
     return Objective("mmd-gan", lambda real, fake: -mmd2(real, fake, kernel),
-                     lambda fake, real: mmd2(real, fake, kernel), needs_real=True)
+                     lambda fake, real: mmd2(real, fake, kernel), needs_real=True,
+                     embedding=True, with_kernel=mmd_gan)
 
 
-KERNEL_OBJECTIVES: dict[str, Callable[[Kernel], Objective]] = {"gmmn": gmmn, "mmd-gan": mmd_gan}
+OBJECTIVES: dict[str, Objective] = {}
 
-OBJECTIVES: dict[str, Objective] = {
-    "minimax": Objective("minimax", discriminator_loss, minimax),
-    "nonsaturating": Objective("nonsaturating", discriminator_loss, nonsaturating),
-    "max_likelihood": Objective("max_likelihood", discriminator_loss, max_likelihood),
-    "least_squares": Objective(
-        "least_squares", least_squares_discriminator, least_squares_generator
-    ),
-    "hinge": Objective("hinge", hinge_discriminator, hinge_generator),
-    "wasserstein_gp": Objective(
-        "wasserstein_gp", wasserstein_critic, wasserstein_generator, gradient_penalty=True
-    ),
-}
-OBJECTIVES.update({name: make(gaussian_kernel(DEFAULT_BANDWIDTHS))
-                   for name, make in KERNEL_OBJECTIVES.items()})
-OBJECTIVES.update({
-    f"f-gan:{name}": Objective(f"f-gan:{name}", fgan_discriminator(name), fgan_generator(name))
-    for name in FGAN
-})
+
+def register(objective: Objective) -> Objective:
+    """Add ``objective`` to the registry (``objective.name`` in configs)."""
+    OBJECTIVES[objective.name] = objective
+    return objective
 
 
 def smoothed_discriminator_loss(alpha: float) -> Callable[[Tensor, Tensor], Tensor]:
@@ -270,28 +250,18 @@ def smoothed_least_squares_discriminator(alpha: float) -> Callable[[Tensor, Tens
 def with_label_smoothing(objective: Objective, alpha: float) -> Objective:
     """``objective`` with one-sided label smoothing α on D's real targets (α = 0: unchanged).
 
-    Defined where D has targets: the cross-entropy games and least squares.
+    Defined where D has targets (``objective.smoothed``): the cross-entropy games and
+    least squares.
     """
     if alpha == 0:
         return objective
-    if objective.discriminator is discriminator_loss:
-        d_loss = smoothed_discriminator_loss(alpha)
-    elif objective.discriminator is least_squares_discriminator:
-        d_loss = smoothed_least_squares_discriminator(alpha)
-    else:
-        smoothable = [n for n, o in OBJECTIVES.items()
-                      if o.discriminator in (discriminator_loss, least_squares_discriminator)]
+    if objective.smoothed is None:
+        smoothable = [n for n, o in OBJECTIVES.items() if o.smoothed is not None]
         raise GankitError(f"tricks.label_smoothing: {objective.name!r} has no real target to "
                           f"smooth; allowed with: {', '.join(smoothable)}")
     return dataclasses.replace(objective, name=f"{objective.name}+smooth{alpha:g}",
-                               discriminator=d_loss)
-
-
-def feature_matching(real_features: Tensor, fake_features: Tensor) -> Tensor:
-    """Feature-matching generator cost ‖E_p f(x) − E_z f(G(z))‖₂², f an intermediate
-    layer of D. Salimans et al. (2016), §3.1."""
-    # mean over the batch dimension (−2), so S stacked seeds (S, n, f) give their mean cost
-    return (real_features.mean(-2) - fake_features.mean(-2)).square().sum(-1).mean()
+                               discriminator=objective.smoothed(alpha), smoothed=None,
+                               log_ratio=False)  # smoothing rescales D*: its logit is not log p/q
 
 
 def get_objective(name: str) -> Objective:
@@ -301,3 +271,19 @@ def get_objective(name: str) -> Objective:
             f"objective.name: unknown objective {name!r}; allowed: {', '.join(OBJECTIVES)}"
         )
     return OBJECTIVES[name]
+
+
+# The registry: every game a config can name (``objective.name``).
+for _name, _g in (("minimax", minimax), ("nonsaturating", nonsaturating),
+                  ("max_likelihood", max_likelihood)):
+    register(Objective(_name, discriminator_loss, _g, log_ratio=True,
+                       smoothed=smoothed_discriminator_loss))
+register(Objective("least_squares", least_squares_discriminator, least_squares_generator,
+                   smoothed=smoothed_least_squares_discriminator))
+register(Objective("hinge", hinge_discriminator, hinge_generator))
+register(Objective("wasserstein_gp", wasserstein_critic, wasserstein_generator,
+                   gradient_penalty=True))
+for _make in (gmmn, mmd_gan):
+    register(_make(gaussian_kernel(DEFAULT_BANDWIDTHS)))
+for _name in FGAN:
+    register(Objective(f"f-gan:{_name}", fgan_discriminator(_name), fgan_generator(_name)))

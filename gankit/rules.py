@@ -1,0 +1,149 @@
+"""Which config fields go together: one table of rules, read from what the registries
+declare (datasets, objectives, networks), so ``config.py`` is the schema alone.
+
+Each ``Rule`` names the field its message starts with, when the combination is refused
+(a function of the config), and the message: what was given and what is allowed. A new
+restriction is one row here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gankit.data import DATASETS, dataset_spec
+from gankit.losses.objectives import OBJECTIVES, get_objective
+from gankit.nets import NETWORKS, network_spec
+
+__all__ = ["Rule", "RULES", "combination_problems"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``field: message(cfg)`` whenever ``when(cfg)``."""
+
+    field: str
+    when: Callable
+    message: Callable
+
+
+def _objective(cfg):
+    return get_objective(cfg.objective.name)
+
+
+def _images(cfg) -> bool:
+    return dataset_spec(cfg.data.name).images
+
+
+def _net(cfg, player: str):
+    return network_spec(getattr(cfg.model, player))
+
+
+PLAYER_OF = {"minibatch_discrimination": "discriminator", "virtual_batch_norm": "generator",
+             "d_hidden": "discriminator", "d_norm": "discriminator", "g_hidden": "generator"}
+MODEL_OFF = {"d_hidden": 0, "g_hidden": 0, "d_norm": "none"}
+# tricks that act on a discriminator, and their off values
+D_TRICKS = {"pack": 1, "unroll_steps": 0, "minibatch_discrimination": 0,
+            "feature_matching": False, "historical_averaging": 0.0}
+VARIANTS = {"infogan": ("infogan.categorical / continuous", lambda c: c.infogan_on),
+            "semisupervised": ("semisupervised.labels_per_class", lambda c: c.semisupervised_on)}
+
+
+def _names(registry: dict, keep) -> str:
+    return ", ".join(n for n, x in registry.items() if keep(x))
+
+
+RULES: list[Rule] = [
+    Rule("tricks.label_smoothing",
+         lambda c: c.tricks.label_smoothing and _objective(c).smoothed is None,
+         lambda c: f"{c.objective.name!r} has no real target to smooth; allowed with: "
+                   + _names(OBJECTIVES, lambda o: o.smoothed is not None)),
+    *[Rule(f"model.{player}",
+           lambda c, p=player: _net(c, p).images_only and not _images(c),
+           lambda c, p=player: f"{getattr(c.model, p)!r} does not fit data.name = "
+                               f"{c.data.name!r} (not images); allowed: "
+                               + _names(NETWORKS, lambda n: not n.images_only))
+      for player in ("generator", "discriminator")],
+    *[Rule(f"model.{name}",
+           lambda c, n=name: getattr(c.model, n) != MODEL_OFF[n]
+           and n not in _net(c, PLAYER_OF[n]).options,
+           lambda c, n=name: f"{getattr(c.model, n)!r} is for the "
+           + _names(NETWORKS, lambda x: n in x.options) + f" networks (model.{PLAYER_OF[n]} = "
+           f"{getattr(c.model, PLAYER_OF[n])!r}); allowed: {MODEL_OFF[n]!r}")
+      for name in ("d_hidden", "d_norm", "g_hidden")],
+    Rule("model.d_norm", lambda c: c.model.d_norm == "batch" and _objective(c).gradient_penalty,
+         lambda c: f"'batch' makes D's output depend on its batch, which {c.objective.name}'s "
+                   "per-sample gradient penalty does not allow; allowed: none"),
+    *[Rule(f"tricks.{name}",
+           lambda c, n=name: getattr(c.tricks, n) and n not in _net(c, PLAYER_OF[n]).tricks,
+           lambda c, n=name: f"not available for the {getattr(c.model, PLAYER_OF[n])} networks "
+                             "yet; allowed: off (or the "
+                             + _names(NETWORKS, lambda x: n in x.tricks) + " networks)")
+      for name in ("minibatch_discrimination", "virtual_batch_norm")],
+    Rule("train.seeds", lambda c: c.train.seeds > 1 and not all(
+        _net(c, p).stackable for p in ("generator", "discriminator")),
+         lambda c: "dcgan networks train one seed per process; allowed: 1 (or the "
+                   + _names(NETWORKS, lambda x: x.stackable) + " networks)"),
+    *[Rule(f"tricks.{name}",
+           lambda c, n=name: not _objective(c).adversarial and getattr(c.tricks, n) != D_TRICKS[n],
+           lambda c, n=name: f"{getattr(c.tricks, n)!r} acts on a discriminator and "
+                             f"{c.objective.name} has none; allowed with {c.objective.name}: "
+                             f"{str(D_TRICKS[n]).lower()}")
+      for name in D_TRICKS],
+    Rule("objective.autoencoder_weight",
+         lambda c: c.objective.autoencoder_weight and not _objective(c).embedding,
+         lambda c: f"{c.objective.autoencoder_weight!r} needs D's embedding (objective.name = "
+                   + " or ".join(repr(n) for n, o in OBJECTIVES.items() if o.embedding)
+                   + "); allowed: 0"),
+    Rule("tricks.pack", lambda c: c.objective.autoencoder_weight and _objective(c).embedding
+         and c.tricks.pack > 1,
+         lambda c: f"{c.tricks.pack} with objective.autoencoder_weight (the decoder "
+                   "reconstructs single samples); allowed: 1"),
+    Rule("train.seeds", lambda c: c.adagan.components > 1 and c.train.seeds > 1,
+         lambda c: "AdaGAN trains one seed per run (its data weights are per seed); allowed "
+                   "with adagan.components > 1: 1"),
+    # what InfoGAN and the semi-supervised GAN do not (yet) combine with
+    *[Rule(what, lambda c, on=on, bad=bad: on(c) and bad(c),
+           lambda c, v=variant, f=field, a=allowed: f"not available with {v} yet; allowed "
+                                                    f"with {f} set: {a}")
+      for variant, (field, on) in VARIANTS.items()
+      for what, bad, allowed in (
+          ("train.seeds", lambda c, v=variant: c.train.seeds > 1 and v == "semisupervised", 1),
+          ("tricks.pack", lambda c: c.tricks.pack > 1, 1),
+          ("tricks.unroll_steps", lambda c: c.tricks.unroll_steps > 0, 0),
+          ("adagan.components", lambda c: c.adagan.components > 1, 1))],
+    *[Rule("objective.name", lambda c, on=on: on(c) and (
+        _objective(c).embedding or not _objective(c).adversarial),
+           lambda c, v=variant: f"{c.objective.name!r} has no classifier D for {v}; allowed: "
+                                "a logit objective (nonsaturating, minimax, ...)")
+      for variant, (_, on) in VARIANTS.items()],
+    *[Rule(what, lambda c, bad=bad: c.infogan_on and bad(c),
+           lambda c, a=allowed: f"not available with infogan yet; allowed with infogan "
+                                f"codes: {a}")
+      for what, bad, allowed in (
+          ("tricks.virtual_batch_norm", lambda c: c.tricks.virtual_batch_norm, "false"),
+          ("objective.weight_clip", lambda c: c.objective.weight_clip > 0, "0"),  # it would clip Q
+          ("data.name", lambda c: _images(c) and not dataset_spec(c.data.name).labels,
+           "a dataset with class labels or a mixture"))],
+    Rule("semisupervised.labels_per_class", lambda c: c.infogan_on and c.semisupervised_on,
+         lambda c: "not with infogan codes in one run; allowed: 0 (or infogan.categorical = [] "
+                   "and continuous = 0)"),
+    Rule("semisupervised.labels_per_class",
+         lambda c: c.semisupervised_on and not dataset_spec(c.data.name).labels,
+         lambda c: f"data.name = {c.data.name!r} has no class labels to learn; allowed: "
+                   + _names(DATASETS, lambda d: d.labels)),
+    Rule("tricks.label_smoothing", lambda c: c.semisupervised_on and c.tricks.label_smoothing,
+         lambda c: f"{c.tricks.label_smoothing!r} with semisupervised (its D cost is the "
+                   "K+1-class cross-entropy); allowed: 0"),
+    Rule("objective.name", lambda c: c.semisupervised_on and not _objective(c).log_ratio,
+         lambda c: f"{c.objective.name!r} with semisupervised; allowed: "
+                   + _names(OBJECTIVES, lambda o: o.log_ratio) + " (D's cost is the "
+                   "cross-entropy)"),
+    Rule("data.root", lambda c: dataset_spec(c.data.name).needs_root and not c.data.root,
+         lambda c: f"{c.data.name} needs the directory of its files"),
+]
+
+
+def combination_problems(cfg) -> list[str]:
+    """Problems of fields that are each valid but do not go together, one line each."""
+    return [f"{rule.field}: {rule.message(cfg)}" for rule in RULES if rule.when(cfg)]

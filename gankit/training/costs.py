@@ -1,0 +1,165 @@
+"""The players' costs, built once from the config: each a sum of named terms.
+
+D's cost is the objective's D loss plus what the run turns on (the gradient penalty,
+MMD-GAN's reconstruction term, InfoGAN's information term, the semi-supervised
+cross-entropy), then the historical-averaging penalty on D's parameters. G's cost is
+the objective's G loss (or feature matching) plus InfoGAN's term and its own
+historical average. The step and the unrolled critic call the same cost.
+
+A term is ``term(critic, batch, logs) -> scalar`` and returns a mean over seeds;
+``Cost`` multiplies the sum by S when S seeds train together (the sum of the S seeds'
+costs gives each seed's weights exactly its own gradient) and then adds the parameter
+penalties, which are already sums over seeds. Adding a term to a player is one entry in
+``discriminator_cost`` or ``generator_cost`` and its config field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+from gankit.config import Config
+from gankit.losses.info import info_loss
+from gankit.losses.objectives import Objective
+from gankit.losses.penalties import feature_matching, gradient_penalty
+from gankit.losses.semisupervised import supervised_loss
+from gankit.nets.layers import call, features
+from gankit.seeds import Rng
+from gankit.training.distributed import unwrap
+from gankit.training.tricks import HistoricalAverage
+
+Tensor = torch.Tensor
+__all__ = ["Batch", "Cost", "discriminator_cost", "generator_cost"]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one update reads: real data, the latent z, and G(z) once made (``fake``);
+    InfoGAN's codes in z and the semi-supervised labelled examples where the run has
+    them; ``rng``, the stream of the penalties' own noise."""
+
+    real: Tensor
+    z: Tensor
+    fake: Tensor | None = None
+    codes: tuple[Tensor, Tensor] | None = None
+    labelled: tuple[Tensor, Tensor] | None = None
+    rng: Rng = None
+
+
+Term = Callable[[Callable, Batch, dict], Tensor]
+ParameterPenalty = Callable[[Mapping[str, Tensor]], Tensor]
+
+
+@dataclass
+class Cost:
+    """Σ_i w_i · term_i (means over seeds) × S seeds, + Σ parameter penalties.
+
+    ``terms``: (name, weight or None for 1, term). ``penalties``: (name, penalty of the
+    player's named parameters)."""
+
+    terms: list[tuple[str, float | None, Term]]
+    penalties: list[tuple[str, ParameterPenalty]] = field(default_factory=list)
+
+    def __call__(self, critic: Callable, batch: Batch, params: Mapping[str, Tensor],
+                 seeds: int = 1, logs: dict | None = None) -> Tensor:
+        logs = {} if logs is None else logs
+        loss = None
+        for _, weight, term in self.terms:
+            value = term(critic, batch, logs)
+            value = value if weight is None else weight * value
+            loss = value if loss is None else loss + value
+        if seeds > 1:  # (no extra op for one seed)
+            loss = seeds * loss
+        for _, penalty in self.penalties:
+            loss = loss + penalty(params)
+        return loss
+
+    @property
+    def names(self) -> list[str]:
+        return [n for n, _, _ in self.terms] + [n for n, _ in self.penalties]
+
+
+# D's terms ---------------------------------------------------------------------------
+
+def objective_d_term(objective: Objective) -> Term:
+    """The objective's D loss on D's outputs for (real, fake); keeps them in ``logs``."""
+
+    def term(critic, b: Batch, logs: dict) -> Tensor:
+        logs["real_logits"] = real = critic(b.real)
+        logs["fake_logits"] = fake = critic(b.fake)
+        return objective.discriminator(real, fake)
+
+    return term
+
+
+def gradient_penalty_term(critic, b: Batch, logs: dict) -> Tensor:
+    # the bare D: DDP does not support the penalty's input gradient (create_graph)
+    return gradient_penalty(unwrap(critic), b.real, b.fake, b.rng)
+
+
+def reconstruction_term(critic, b: Batch, logs: dict) -> Tensor:
+    errors = [call(unwrap(critic), "reconstruction_error", x).mean() for x in (b.real, b.fake)]
+    return errors[0] + errors[1]
+
+
+def information_term(continuous_weight: float) -> Term:
+    def term(critic, b: Batch, logs: dict) -> Tensor:
+        return info_loss(call(unwrap(critic), "q", b.fake), b.codes, continuous_weight)
+
+    return term
+
+
+def supervised_term(critic, b: Batch, logs: dict) -> Tensor:
+    x, y = b.labelled
+    return supervised_loss(call(unwrap(critic), "classify", x), y)
+
+
+def discriminator_cost(cfg: Config, objective: Objective,
+                       history: HistoricalAverage | None = None) -> Cost:
+    """D's cost for the run ``cfg`` describes (``objective`` built from it)."""
+    o, info = cfg.objective, cfg.infogan
+    terms: list[tuple[str, float | None, Term]] = [
+        ("objective", None, objective_d_term(objective))]
+    if objective.gradient_penalty:
+        terms.append(("gradient_penalty", o.gp_weight, gradient_penalty_term))
+    if o.autoencoder_weight:  # MMD-GAN: D's decoder keeps its embedding injective
+        terms.append(("reconstruction", o.autoencoder_weight, reconstruction_term))
+    if cfg.infogan_on:
+        # ½λ: gankit's costs are ½ of the paper's V (see objectives), so λ keeps its scale
+        terms.append(("information", 0.5 * info.weight,
+                      information_term(info.continuous_weight)))
+    if cfg.semisupervised_on:  # with the cross-entropy objective: ½ (L_sup + L_unsup)
+        terms.append(("supervised", 0.5, supervised_term))
+    penalties = [("historical_average", history.penalty)] if history is not None else []
+    return Cost(terms, penalties)
+
+
+# G's terms ---------------------------------------------------------------------------
+
+def objective_g_term(objective: Objective) -> Term:
+    """The objective's G loss on D's outputs for the fake batch (and, for a kernel
+    objective, D's outputs for the real batch, held fixed)."""
+    if objective.needs_real:  # MMD: G's batch is compared with a real one
+        return lambda critic, b, logs: objective.generator(critic(b.fake),
+                                                            critic(b.real).detach())
+    return lambda critic, b, logs: objective.generator(critic(b.fake))
+
+
+def feature_matching_term(critic, b: Batch, logs: dict) -> Tensor:
+    return feature_matching(features(critic, b.real).detach(), features(critic, b.fake))
+
+
+def generator_cost(cfg: Config, objective: Objective,
+                   history: HistoricalAverage | None = None) -> Cost:
+    """G's cost for the run ``cfg`` describes: the objective's (or feature matching
+    instead), InfoGAN's information term, G's historical average."""
+    terms: list[tuple[str, float | None, Term]] = [
+        ("feature_matching", None, feature_matching_term) if cfg.tricks.feature_matching
+        else ("objective", None, objective_g_term(objective))]
+    if cfg.infogan_on:
+        terms.append(("information", 0.5 * cfg.infogan.weight,
+                      information_term(cfg.infogan.continuous_weight)))
+    penalties = [("historical_average", history.penalty)] if history is not None else []
+    return Cost(terms, penalties)

@@ -1,0 +1,388 @@
+"""The training loop: D step(s), G step, logging, checkpoints, resume — in one screen.
+
+``train_loop`` is the loop; ``start`` builds what it reads from the config (``Run``):
+the ``TrainState`` (players, optimizers, random streams, averages), the two costs, the
+batch sampler and the run directory's logs. Evaluation and the summary are
+``gankit.evaluate.finish``; ``gankit.train`` runs both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from gankit import io
+from gankit.build import build_objective, build_players, build_target, latent_dim, resolve_device
+from gankit.config import Config, from_dict
+from gankit.data.images import labelled_data
+from gankit.errors import GankitError
+from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
+from gankit.nets.mlp import sample_latent
+from gankit.seeds import Rng, per_seed
+from gankit.training import distributed
+from gankit.training.costs import Batch, Cost, discriminator_cost, generator_cost
+from gankit.training.distributed import RANK_SEED_OFFSET, World
+from gankit.training.guard import FiniteGuard, StopRequested, run_lock
+from gankit.training.state import TrainState, rng_state
+from gankit.training.step import discriminator_step, generator_step
+from gankit.training.tricks import GeneratorEMA, HistoricalAverage, Unroll
+
+__all__ = ["Interrupted", "Run", "Trained", "train_loop", "run_training", "make_optimizers",
+           "seed_generators", "check_resumable", "RESUMABLE_CHANGES"]
+
+# Fields that may differ between a run and its resume (they do not change the numbers).
+RESUMABLE_CHANGES = {("train", "steps"), ("train", "checkpoint_every"), ("train", "device")}
+
+
+def make_optimizers(cfg: Config, generator, discriminator):
+    t = cfg.train
+    # fused Adam: one kernel per step on CPU and CUDA (torch >= 2.4; we require >= 2.6)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=tuple(t.betas_g),
+                             fused=True)
+    if not list(discriminator.parameters()):  # gmmn: nothing to train against
+        return opt_g, None
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=tuple(t.betas_d),
+                             fused=True)
+    return opt_g, opt_d
+
+
+def seed_generators(cfg: Config, device: torch.device, rank: int = 0) -> Rng:
+    """The generator of all data, noise and penalty draws: one per seed, seeded as each
+    seed's single run is (a list when ``train.seeds > 1``); offset per torchrun rank."""
+    gens = [torch.Generator(device).manual_seed(cfg.train.seed + i + rank * RANK_SEED_OFFSET)
+            for i in range(cfg.train.seeds)]
+    return gens[0] if len(gens) == 1 else gens
+
+
+class Interrupted(Exception):
+    """Training stopped by a signal after writing a checkpoint at ``step``."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"interrupted: checkpoint written at step {step}; continue with --resume")
+        self.step = step
+
+
+@dataclass
+class Trained:
+    """What a finished loop hands to evaluation: the sampling generator (G or its weight
+    average), D, the data, the run's metadata and the training seconds."""
+
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module
+    target: object
+    run_info: dict
+    wall_time: float
+
+
+@dataclass
+class Run:
+    """What the loop reads, built once by ``start``."""
+
+    cfg: Config
+    out: Path
+    device: torch.device
+    world: World
+    state: TrainState
+    players: tuple[torch.nn.Module, torch.nn.Module]  # (G, D) as the steps call them
+    d_cost: Cost | None  # (None: no D to train, as in GMMN)
+    g_cost: Cost
+    unroll: Unroll | None
+    draw: Callable[[], Batch]
+    target: object
+    run_info: dict
+    log: io.MetricsLog | io.NullLog
+    snapshots: io.Snapshots | None
+    guard: FiniteGuard
+    autocast: contextlib.AbstractContextManager
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+
+def run_training(
+    cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True,
+    stop_after: int | None = None, data=None,
+) -> Trained | None:
+    """Train the GAN ``cfg`` describes into run directory ``out`` (no evaluation).
+
+    ``data``: what real batches are drawn from (anything with ``sample(n, generator,
+    device)``), if not the config's data (AdaGAN's reweighted training set).
+
+    ``stop_after = s`` checkpoints at step s and returns None, as if the run had been
+    stopped there: ``resume=True`` later continues it (training in chunks). SIGINT or
+    SIGTERM does the same at the end of the current step and raises ``Interrupted``.
+
+    Under ``torchrun`` every rank calls this; rank 0 alone reads and writes ``out`` (the
+    others get the checkpoint from it) and returns the result, the others None.
+    """
+    out = Path(out)
+    world, device = distributed.setup(resolve_device(cfg.train.device))
+    finished = False
+    try:
+        problem = None
+        if world.main:
+            if resume and not (out / "checkpoint.pt").exists():
+                problem = f"{out / 'checkpoint.pt'}: --resume given but no checkpoint to resume from"
+            if not resume and (out / "checkpoint.pt").exists():
+                problem = f"{out}: already holds a run; pass --resume or choose another --out"
+        if problem := distributed.first_problem(problem, world):
+            raise GankitError(problem)
+        if world.main:
+            out.mkdir(parents=True, exist_ok=True)
+        with run_lock(out) if world.main else contextlib.nullcontext(), \
+                StopRequested() as stop:
+            run = start(cfg, out, device, world, resume=resume, data=data)
+            trained = train_loop(run, progress=progress, stop_after=stop_after, stop=stop)
+        finished = True
+        return trained
+    finally:
+        distributed.teardown(world, finished)
+
+
+def train_loop(run: Run, *, progress: bool = True, stop_after: int | None = None,
+               stop=None) -> Trained | None:
+    """Steps ``state.step + 1 … train.steps`` of the run; see ``run_training``."""
+    cfg, t, state = run.cfg, run.cfg.train, run.state
+    generator, discriminator = run.players
+    wall0 = time.perf_counter() - state.elapsed  # wall time counts every chunk of a run
+    bar = tqdm(total=t.steps, initial=state.step, desc="train", dynamic_ncols=True,
+               disable=not (progress and run.world.main) or None)
+    while state.step < t.steps:
+        state.step += 1
+        step, stats = state.step, {}
+        set_learning_rates(state, t)
+        logging = step % t.log_every == 0 or step == t.steps
+        with run.autocast:  # bfloat16 only with train.precision = "bfloat16"
+            batch = None
+            for k in range(t.d_steps if run.d_cost is not None else 0):
+                batch = discriminator_step(
+                    generator, discriminator, state.opt_d, run.d_cost, run.draw(), stats=stats,
+                    detailed=logging and k == t.d_steps - 1, history=state.history.get("d"),
+                    weight_clip=cfg.objective.weight_clip)
+                run.guard.observe(step, "D", stats["loss_d"])
+            # D is only read in G's update: the bare network, which DDP's hooks do not watch
+            generator_step(generator, state.discriminator, state.opt_g, run.g_cost,
+                           batch if batch is not None else run.draw(), stats=stats,
+                           detailed=logging, history=state.history.get("g"), unroll=run.unroll)
+        run.guard.observe(step, "G", stats["loss_g"])
+        if state.ema is not None:
+            state.ema.update(state.generator)
+        stopping = distributed.any_rank(bool(stop), run.world)  # all ranks stop at one step
+        checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) \
+            or stopping
+        # the only host syncs: at logging / checkpoint steps
+        if (logging or checkpointing) and rolled_back(run, checkpointing, bar):
+            continue
+        if logging:
+            log_step(run, stats, time.perf_counter() - wall0, bar)
+        if run.snapshots is not None and step % t.snapshot_every == 0:
+            snapshot(run)
+        if checkpointing:
+            save(run, time.perf_counter() - wall0)
+        bar.update(1)
+        if step == stop_after or stopping:
+            bar.close()
+            if stopping:
+                raise Interrupted(step)
+            return None
+    bar.close()
+    if not run.world.main:
+        return None
+    return Trained(state.sampler, state.discriminator, run.target, run.run_info,
+                   time.perf_counter() - wall0)
+
+
+def set_learning_rates(state: TrainState, t) -> None:
+    """Each step's learning rates: the schedule's fraction times the rollback scale."""
+    frac = 1 - (state.step - 1) / t.steps if t.lr_schedule == "linear" else 1.0
+    for opt, lr in ((state.opt_d, t.lr_d), (state.opt_g, t.lr_g)):
+        if opt is not None:  # (gmmn has no D)
+            opt.param_groups[0]["lr"] = lr * frac * state.lr_scale
+
+
+def rolled_back(run: Run, checkpointing: bool, bar) -> bool:
+    """Check for non-finite values; on one, roll back to the last checkpoint with half
+    the learning rate (``on_nan = "rollback"``, while rollbacks remain) and return True,
+    or stop with the checkpoint intact."""
+    state, t, world = run.state, run.cfg.train, run.world
+    problem = run.guard.check(state.generator, state.discriminator, state.step,
+                              parameters=checkpointing)
+    problem = distributed.first_problem(problem, world)
+    if problem and t.on_nan == "rollback" and state.rollbacks < t.max_rollbacks \
+            and distributed.any_rank(world.main and run.checkpoint.exists(), world):
+        rollbacks, lr_scale = state.rollbacks + 1, state.lr_scale / 2
+        restore(run)
+        state.rollbacks, state.lr_scale = rollbacks, lr_scale
+        open_logs(run, keep_until_step=state.step)  # forget the abandoned steps' lines
+        run.log.write({"step": state.step, "event": "rollback", "reason": problem,
+                       "lr_scale": state.lr_scale})
+        run.guard.reset()
+        bar.n = state.step
+        return True
+    if problem:
+        bar.close()
+        raise GankitError(f"{problem}; stopped (on_nan = {t.on_nan!r}, rollbacks used "
+                          f"{state.rollbacks}/{t.max_rollbacks}); {run.checkpoint} holds the "
+                          "last good checkpoint")
+    return False
+
+
+def log_step(run: Run, stats: dict, wall_time: float, bar) -> None:
+    stats = distributed.mean_over_ranks(stats, run.world)
+    record = {"step": run.state.step, **{k: float(v) for k, v in stats.items()},
+              "wall_time": wall_time}
+    run.log.write(record)
+    bar.set_postfix({k: f"{record[k]:.3f}" for k in ("loss_d", "loss_g") if k in record})
+
+
+def snapshot(run: Run) -> None:
+    """Samples of the first seed from fixed latents, for the report's slider."""
+    cfg = run.cfg
+    _, first_g, _ = next(seed_players(cfg, run.state.sampler, run.state.discriminator))
+    n_fixed = 64 if len(run.target.shape) == 3 else 500  # images: a grid; 2-D: points
+    run.snapshots.add(run.state.step, generate(cfg, first_g, n_fixed,
+                                               cfg.train.seed + EVAL_SEED_OFFSET).numpy())
+
+
+def save(run: Run, wall_time: float) -> None:
+    """Write the checkpoint (only ever a finite state: the guard is checked first)."""
+    state, world = run.state, run.world
+    distributed.check_in_sync([state.generator, state.discriminator], world, state.step)
+    rngs = distributed.gather(rng_state(state.rng), world)  # every rank's stream
+    if not world.main:
+        return
+    state.elapsed = wall_time
+    io.save_checkpoint(run.checkpoint, {
+        **state.state_dict(), "rng": rngs[0], "rng_ranks": rngs, "config": run.cfg.to_dict(),
+        "meta": run.run_info, "world_size": world.size})
+
+
+def restore(run: Run) -> None:
+    """Load the run's checkpoint into its state (rank 0 reads it and sends it to the
+    other ranks, which may be on other machines)."""
+    world = run.world
+    state = io.load_checkpoint(run.checkpoint, map_location=run.device) if world.main else None
+    if world.distributed:
+        state = distributed.broadcast(state, world)
+        if state.get("world_size", 1) != world.size:
+            raise GankitError(f"{run.checkpoint}: written by {state.get('world_size', 1)} "
+                              f"processes; resume it with as many (got {world.size})")
+    check_resumable(from_dict(state["config"], str(run.checkpoint)), run.cfg)
+    run.state.load_state_dict(state, world.rank if world.distributed else None)
+
+
+def open_logs(run: Run, keep_until_step: int | None) -> None:
+    """metrics.jsonl (and snapshots.npz), keeping only lines up to ``keep_until_step``."""
+    if not run.world.main:
+        return
+    run.log = io.MetricsLog(run.out / "metrics.jsonl", keep_until_step=keep_until_step)
+    if run.cfg.train.snapshot_every:
+        run.snapshots = io.Snapshots(run.out / "snapshots.npz", keep_until_step=keep_until_step)
+
+
+def check_device_options(cfg: Config, device: torch.device, world: World) -> None:
+    t = cfg.train
+    for field, on in (("precision", t.precision == "bfloat16"), ("channels_last", t.channels_last)):
+        if on and device.type != "cuda":
+            raise GankitError(f"train.{field}: {getattr(t, field)!r} is a CUDA option and the "
+                              f"device is {device.type}; allowed here: "
+                              f"{'float32' if field == 'precision' else 'false'}")
+    if world.distributed and (cfg.infogan_on or cfg.semisupervised_on
+                              or cfg.objective.autoencoder_weight):
+        raise GankitError("torchrun: infogan, semisupervised and objective.autoencoder_weight "
+                          "runs train in one process (their extra D terms bypass DDP's "
+                          "gradient sync); run gankit train")
+
+
+def batch_sampler(cfg: Config, data, generator: torch.nn.Module, rng: Rng,
+                  device: torch.device, *, labelled=None) -> Callable[[], Batch]:
+    """The function that draws each update's ``Batch``: real data and z from the run's
+    streams (one per seed), InfoGAN's codes of z (a generator with ``codes``), and
+    ``labelled`` examples (semi-supervised)."""
+    t = cfg.train
+    n = t.batch_size * cfg.tricks.pack  # D judges batch_size inputs, each a pack of m samples
+    # (codes read no weights: with seeds stacked, the template's)
+    codes = getattr(getattr(generator, "template", generator), "codes", None)
+
+    def draw() -> Batch:
+        real = per_seed(rng, lambda g: data.sample(n, g, device))
+        z = per_seed(rng, lambda g: sample_latent(n, latent_dim(cfg), cfg.model.z_dist, g,
+                                                  device))
+        return Batch(real, z, codes=codes(z) if codes is not None else None, rng=rng,
+                     labelled=labelled.sample(t.batch_size, rng, device, return_labels=True)
+                     if labelled is not None else None)
+
+    return draw
+
+
+def start(cfg: Config, out: Path, device: torch.device, world: World, *, resume: bool,
+          data=None) -> Run:
+    """Build everything the loop reads (restoring the checkpoint with ``resume``) and
+    write the run's config.toml and run.json."""
+    t, tricks = cfg.train, cfg.tricks
+    check_device_options(cfg, device, world)
+    target = build_target(cfg)
+    labelled = None  # semi-supervised: the labelled examples, class-balanced by seed
+    if cfg.semisupervised_on:
+        labelled = labelled_data(target, cfg.semisupervised.labels_per_class, t.seed)
+    generator, discriminator = build_players(cfg, target.shape)
+    generator.to(device), discriminator.to(device)
+    if t.channels_last:  # convolution weights in NHWC order; inputs follow them
+        generator.to(memory_format=torch.channels_last)
+        discriminator.to(memory_format=torch.channels_last)
+    # What the steps call: the players themselves, or their DDP wrappers under torchrun,
+    # compiled with ``train.compile``.
+    players = tuple(distributed.wrap(m, world, device) for m in (generator, discriminator))
+    if t.compile:
+        players = tuple(torch.compile(m) for m in players)
+    opt_g, opt_d = make_optimizers(cfg, generator, discriminator)
+    objective = build_objective(cfg)
+    rng = seed_generators(cfg, device, world.rank)  # all data, noise and GP draws
+    history = {"d": HistoricalAverage(discriminator, tricks.historical_averaging),
+               "g": HistoricalAverage(generator, tricks.historical_averaging)} \
+        if tricks.historical_averaging else {}
+    ema = GeneratorEMA(generator, tricks.generator_ema) if tricks.generator_ema else None
+    state = TrainState(generator, discriminator, opt_g, opt_d, rng, ema, history)
+    d_cost = discriminator_cost(cfg, objective, history.get("d")) \
+        if objective.adversarial else None
+    run = Run(cfg, out, device, world, state, players, d_cost,
+              generator_cost(cfg, objective, history.get("g")),
+              Unroll(tricks.unroll_steps, opt_d, d_cost) if tricks.unroll_steps else None,
+              batch_sampler(cfg, target if data is None else data, generator, rng, device,
+                            labelled=labelled),
+              target, {}, io.NullLog(), None, FiniteGuard(device),
+              torch.autocast(device.type, torch.bfloat16) if t.precision == "bfloat16"
+              else contextlib.nullcontext())
+    if resume:
+        if world.main:
+            io.remove_stale_temporaries(out)  # we hold the lock: no one else writes
+        restore(run)
+    run.run_info = {"seed": t.seed, "seeds": list(range(t.seed, t.seed + t.seeds)),
+                    "device": str(device), "processes": world.size, "versions": io.versions(),
+                    "command": sys.argv, "resumed_from_step": state.step if resume else None}
+    if world.main:
+        io.atomic_write_text(out / "config.toml", cfg.to_toml())
+        io.write_json(out / "run.json", run.run_info)
+    open_logs(run, keep_until_step=state.step if resume else None)
+    return run
+
+
+def check_resumable(saved: Config, new: Config) -> None:
+    """Refuse to resume with a config that would change the numbers."""
+    a, b = saved.to_dict(), new.to_dict()
+    allowed = set(RESUMABLE_CHANGES)
+    if saved.train.lr_schedule != "constant":  # the schedule depends on the total steps
+        allowed.discard(("train", "steps"))
+    diffs = [f"{s}.{k}" for s in a for k in a[s] if a[s][k] != b[s][k] and (s, k) not in allowed]
+    if diffs:
+        raise GankitError(f"--resume: config differs from the checkpoint's in {', '.join(diffs)}; "
+                          f"only {', '.join(f'{s}.{k}' for s, k in sorted(allowed))} "
+                          "may change")

@@ -1,0 +1,87 @@
+"""Everything a run's checkpoint holds about training, in one object.
+
+``TrainState.state_dict()`` and ``load_state_dict()`` are the only code that writes and
+reads these parts of a checkpoint, so save and restore cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from gankit.seeds import Rng
+from gankit.training.tricks import GeneratorEMA, HistoricalAverage
+
+__all__ = ["TrainState", "rng_state", "set_rng_state"]
+
+
+def rng_state(rng: Rng):
+    return rng.get_state() if isinstance(rng, torch.Generator) else [g.get_state() for g in rng]
+
+
+def set_rng_state(rng: Rng, state) -> None:
+    for g, s in ([(rng, state)] if isinstance(rng, torch.Generator) else zip(rng, state)):
+        g.set_state(s.cpu())
+
+
+@dataclass
+class TrainState:
+    """G, D, their optimizers, the run's random streams, the weight average and the
+    historical averages, and where training is: the step, the learning-rate scale (halved
+    by each NaN rollback), the rollbacks used and the training seconds so far."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer | None  # (None: a fixed D, as in GMMN)
+    rng: Rng
+    ema: GeneratorEMA | None = None
+    history: dict[str, HistoricalAverage] = field(default_factory=dict)  # "d", "g"
+    step: int = 0
+    lr_scale: float = 1.0
+    rollbacks: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def sampler(self) -> nn.Module:
+        """What samples and evaluation use: G, or the moving average of its weights."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    def state_dict(self) -> dict:
+        """The checkpoint's training part (the run adds its config and metadata)."""
+        device = next(iter(self.generator.parameters())).device
+        return {
+            "step": self.step, "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
+            "wall_time": self.elapsed, "rng": rng_state(self.rng),
+            # torch's global stream: only D's input / hidden noise (semi-supervised) draws on it
+            "torch_rng": torch.get_rng_state(),
+            "torch_cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
+            **{f"history_{k}": h.state_dict() for k, h in self.history.items()},
+            **({"generator_ema": self.ema.module.state_dict()} if self.ema is not None else {}),
+        }
+
+    def load_state_dict(self, state: dict, rank: int | None = None) -> None:
+        """Restore from a checkpoint; ``rank`` (under torchrun) picks that process's stream."""
+        for obj, key in ((self.generator, "generator"), (self.discriminator, "discriminator"),
+                         (self.opt_g, "opt_g"), (self.opt_d, "opt_d")):
+            if obj is not None:
+                obj.load_state_dict(state[key])
+        set_rng_state(self.rng, state["rng"] if rank is None else state["rng_ranks"][rank])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"].cpu())
+        device = next(iter(self.generator.parameters())).device
+        if state.get("torch_cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["torch_cuda_rng"]])
+        for key, h in self.history.items():
+            h.load_state_dict(state[f"history_{key}"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["generator_ema"])
+        self.step, self.lr_scale = int(state["step"]), state["lr_scale"]
+        self.rollbacks = state["rollbacks"]
+        self.elapsed = state.get("wall_time", 0.0)  # (checkpoints before 2026-12-05 have none)

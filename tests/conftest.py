@@ -17,7 +17,7 @@ def assert_resume_exact(tmp_path):
     """check(cfg, stop_after): a run stopped after ``stop_after`` steps and resumed ends
     with bit-for-bit the weights of the uninterrupted run."""
     from gankit.io import load_checkpoint
-    from gankit.training.loop import train
+    from gankit.runs import train
 
     def check(cfg, stop_after: int) -> None:
         train(cfg, tmp_path / "full", progress=False)

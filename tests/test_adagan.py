@@ -6,12 +6,13 @@ import pytest
 import torch
 from torch import nn
 
+from gankit import adagan
 from gankit.adagan import Mixture, data_weights, mixture_weight, train_adagan
 from gankit.cli import main
 from gankit.config import load_config
 from gankit.errors import GankitError
-from gankit.evaluate import adagan, load_run
 from gankit.io import load_checkpoint, save_checkpoint
+from gankit.runs import load_run
 
 
 @pytest.mark.parametrize("beta", [0.5, 0.2, 1 / 3])

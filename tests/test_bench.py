@@ -16,7 +16,8 @@ from gankit.bench.throughput import (
 
 def test_flops_per_step_are_the_networks_matmuls():
     # Every counted op is a matmul linear in the batch: 8x the batch, 8x the FLOPs.
-    small, large = count_flops(*toy_mlp(), z_dim=256, batch=64), count_flops(*toy_mlp(), z_dim=256, batch=512)
+    small = count_flops(*toy_mlp(), z_dim=256, batch=64)
+    large = count_flops(*toy_mlp(), z_dim=256, batch=512)
     assert large == 8 * small
     # forward of G (256→128→128→2) and of D (2→128→128→1) on the batch, in FLOPs
     g_fwd = 2 * 64 * (256 * 128 + 128 * 128 + 128 * 2)
@@ -89,7 +90,7 @@ def test_modes_table_resumes_an_interrupted_benchmark(tmp_path, capsys):
 
     from gankit.bench.modes import method_config
     from gankit.cli import main
-    from gankit.training.loop import train
+    from gankit.runs import train
 
     def bench(methods: str, out: str, *extra: str) -> list[dict] | None:
         code = main(["bench", "modes", "--dataset", "ring8", "--seeds", "1", "--steps", "10",

@@ -72,7 +72,7 @@ def test_missing_config_file(tmp_path, capsys):
 
 def test_corrupt_and_malicious_checkpoints(tmp_path, tiny, capsys):
     from gankit.config import load_config
-    from gankit.training.loop import train
+    from gankit.runs import train
 
     train(load_config(None, tiny), tmp_path / "r", progress=False)
     (tmp_path / "r" / "checkpoint.pt").write_bytes(b"\x00garbage" * 10)
@@ -131,7 +131,7 @@ def test_report_of_two_runs_with_training_slider(tmp_path, tiny, capsys):
 def test_snapshots_survive_resume(tmp_path, tiny):
     from gankit.config import load_config
     from gankit.io import read_snapshots
-    from gankit.training.loop import train
+    from gankit.runs import train
 
     cfg = load_config(None, tiny + ["train.snapshot_every=5"])
     train(cfg, tmp_path / "full", progress=False)

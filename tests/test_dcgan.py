@@ -15,7 +15,7 @@ def test_shapes_range_and_logits(size, channels):
     assert x.abs().max() <= 1
     logits = d(x)
     assert logits.shape == (5,) and torch.isfinite(logits).all()
-    assert d(x, features=True).shape == (5, 16 * (size // 4) ** 2)
+    assert d.features(x).shape == (5, 16 * (size // 4) ** 2)
 
 
 def test_discriminator_verdict_does_not_depend_on_the_batch():
@@ -39,7 +39,7 @@ def test_infogan_networks_fully_connected_layer_and_batch_norm():
     assert isinstance(g.project[0], torch.nn.Linear) and g.project[0].out_features == 32
     x = g.sample(6)
     assert x.shape == (6, 1, 28, 28)
-    assert d(x, features=True).shape == (6, 24) and d(x).shape == (6,)
+    assert d.features(x).shape == (6, 24) and d(x).shape == (6,)
     norms = [m for m in d.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
     assert len(norms) == 2  # the second convolution and the hidden layer
     a, b = torch.randn(3, 1, 28, 28), torch.randn(4, 1, 28, 28)

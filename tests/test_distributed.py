@@ -11,6 +11,7 @@ from gankit.config import load_config
 from gankit.io import load_checkpoint, read_metrics
 from gankit.losses.objectives import get_objective
 from gankit.nets.mlp import sample_latent
+from gankit.training.costs import Batch, discriminator_cost, generator_cost
 from gankit.training.distributed import RANK_SEED_OFFSET
 from gankit.training.loop import make_optimizers
 from gankit.training.step import discriminator_step, generator_step
@@ -41,14 +42,15 @@ def single_process_on_both_batches(steps: int) -> dict:
     g, d = build_models(cfg, target.shape)
     opt_g, opt_d = make_optimizers(cfg, g, d)
     objective = get_objective(cfg.objective.name)
+    d_cost, g_cost = discriminator_cost(cfg, objective), generator_cost(cfg, objective)
     rngs = [torch.Generator().manual_seed(cfg.train.seed + r * RANK_SEED_OFFSET) for r in (0, 1)]
     n = cfg.train.batch_size
     for _ in range(steps):
         draws = [(target.sample(n, r, "cpu"), sample_latent(n, cfg.model.z_dim, "normal", r))
                  for r in rngs]
         real, z = torch.cat([a for a, _ in draws]), torch.cat([b for _, b in draws])
-        fake = discriminator_step(g, d, opt_d, objective, real, z, rngs[0])
-        generator_step(g, d, opt_g, objective, fake)
+        batch = discriminator_step(g, d, opt_d, d_cost, Batch(real, z, rng=rngs[0]))
+        generator_step(g, d, opt_g, g_cost, batch)
     return {**{f"g.{k}": v for k, v in g.state_dict().items()},
             **{f"d.{k}": v for k, v in d.state_dict().items()}}
 

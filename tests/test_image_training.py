@@ -9,7 +9,7 @@ from gankit.cli import main
 from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.nets.layers import pack
-from gankit.training.loop import train
+from gankit.runs import train
 
 TINY_IMAGES = ["model.g_width=8", "model.d_width=8", "model.z_dim=8", "train.steps=4",
                "train.batch_size=8", "train.log_every=2", "train.checkpoint_every=2",
@@ -55,7 +55,7 @@ def test_mlp_networks_on_flattened_images(tmp_path, small_classifiers):
     cfg = load_config("configs/digits-dcgan.toml", TINY_IMAGES + mlp)
     summary = train(cfg, tmp_path / "run", progress=False)
     assert [p["seed"] for p in summary["per_seed"]] == [0, 1]
-    from gankit.evaluate import load_run
+    from gankit.runs import load_run
 
     _, g, d, _ = load_run(tmp_path / "run")
     x = g(torch.randn(2, 6, 8))

@@ -11,7 +11,6 @@ from gankit.build import build_models, latent_dim
 from gankit.cli import main
 from gankit.config import load_config
 from gankit.errors import GankitError
-from gankit.evaluate import load_run
 from gankit.losses.info import (
     categorical_nll,
     code_entropy,
@@ -21,7 +20,8 @@ from gankit.losses.info import (
 )
 from gankit.losses.objectives import get_objective
 from gankit.metrics.infogan import hungarian_accuracy
-from gankit.training.loop import train
+from gankit.runs import load_run, train
+from gankit.training.costs import Batch, discriminator_cost, generator_cost
 from gankit.training.step import discriminator_step, generator_step
 
 TINY_IMAGES = ["model.g_width=8", "model.d_width=8", "model.z_dim=8", "train.steps=4",
@@ -59,7 +59,7 @@ def test_fixed_std_q_outputs_means_only_and_its_cost_is_half_the_squared_error()
 
     torch.manual_seed(0)
     body = torch.nn.Linear(6, 6)
-    body.forward = lambda x, features=False, _f=body.forward: _f(x)
+    body.features = body.forward  # its feature layer is its output
     learned = InfoDiscriminator(body, 6, [3], 2, width=8)
     fixed = InfoDiscriminator(body, 6, [3], 2, width=8, fixed_std=True)
     assert learned.q_head[-1].out_features == 3 + 2 * 2
@@ -115,40 +115,44 @@ def test_codes_come_from_the_latent_with_their_distributions():
 
 
 def test_q_term_trains_q_in_the_d_step_and_g_in_the_g_step():
+    small = ["model.g_width=16", "model.d_width=16"]
     cfg = load_config(None, ["infogan.categorical=[5]", "infogan.continuous=1",
-                             "model.g_width=16", "model.d_width=16"])
+                             "infogan.weight=0.5", *small])
     g, d = build_models(cfg, (2,))
     opt_d = torch.optim.Adam(d.parameters(), lr=1e-2)
     objective = get_objective("nonsaturating")
+    d_cost, g_cost = discriminator_cost(cfg, objective), generator_cost(cfg, objective)
+    assert d_cost.names == ["objective", "information"] == g_cost.names
     rng = torch.Generator().manual_seed(0)
     real, z = torch.randn(64, 2, generator=rng), torch.randn(64, g.z_dim, generator=rng)
     codes = g.codes(z)
     q_before = [p.clone() for p in d.q_head.parameters()]
     stats: dict = {}
-    fake = discriminator_step(g, d, opt_d, objective, real, z, rng, stats=stats,
-                              info=(codes, 0.5, 0.1))
+    batch = discriminator_step(g, d, opt_d, d_cost, Batch(real, z, codes=codes, rng=rng),
+                               stats=stats)
     assert all(not torch.equal(a, b) for a, b in zip(q_before, d.q_head.parameters()))
     # D's loss with the term is its loss without it plus ½λ·(−log Q) (before the update;
     # ½ because gankit's D cost is ½ of the paper's −V)
     g2, d2 = build_models(cfg, (2,))
     plain: dict = {}
-    discriminator_step(g2, d2, torch.optim.SGD(d2.parameters(), lr=0.0), objective, real, z,
-                       rng, stats=plain)
-    expected = plain["loss_d"] + 0.25 * info_loss(d2, g2(z).detach(), *codes, 0.1)
+    plain_cost = discriminator_cost(load_config(None, small), objective)
+    discriminator_step(g2, d2, torch.optim.SGD(d2.parameters(), lr=0.0), plain_cost,
+                       Batch(real, z, rng=rng), stats=plain)
+    expected = plain["loss_d"] + 0.25 * info_loss(d2.q(g2(z).detach()), codes, 0.1)
     assert float(stats["loss_d"]) == pytest.approx(float(expected.detach()), rel=1e-5)
     # G's update follows the gradient of its cost + ½λ·(−log Q), sign included
     g3, d3 = build_models(cfg, (2,))
-    generator_step(g3, d3, torch.optim.SGD(g3.parameters(), lr=0.0), objective, g3(z),
-                   info=(codes, 0.5, 0.1))
+    generator_step(g3, d3, torch.optim.SGD(g3.parameters(), lr=0.0), g_cost,
+                   Batch(real, z, fake=g3(z), codes=codes))
     assert all(p.grad is None for p in d3.parameters())  # G's step leaves D alone
     x = g3(z)
-    cost = objective.generator(d3(x)) + 0.25 * info_loss(d3, x, *codes, 0.1)
+    cost = objective.generator(d3(x)) + 0.25 * info_loss(d3.q(x), codes, 0.1)
     expected = torch.autograd.grad(cost, list(g3.parameters()))
     for p, e in zip(g3.parameters(), expected):
         torch.testing.assert_close(p.grad, e)
     plain_grad = torch.autograd.grad(objective.generator(d3(g3(z))), list(g3.parameters()))
     assert not torch.allclose(plain_grad[0], expected[0])
-    assert fake.shape == (64, 2)
+    assert batch.fake.shape == (64, 2) and batch.codes is codes
 
 
 def test_grid25_infogan_trains_and_reports_its_code_metrics(tmp_path, tiny, capsys):

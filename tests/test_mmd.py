@@ -8,7 +8,6 @@ import torch
 
 from gankit.config import load_config
 from gankit.errors import GankitError
-from gankit.evaluate import load_run
 from gankit.io import load_checkpoint
 from gankit.losses.mmd import (
     gaussian_kernel,
@@ -20,7 +19,7 @@ from gankit.losses.mmd import (
     witness,
 )
 from gankit.losses.objectives import get_objective
-from gankit.training.loop import train
+from gankit.runs import load_run, train
 
 KERNEL = gaussian_kernel([0.5, 1.0, 2.0])
 
@@ -141,13 +140,13 @@ def test_mmd_gan_autoencoder_regulariser(tmp_path, tiny):
     assert isinstance(d, AutoencodingCritic)
     x = torch.randn(10, 2)
     assert d(x).shape == (10, 16)
-    torch.testing.assert_close(d(x, reconstruction_error=True),
+    torch.testing.assert_close(d.reconstruction_error(x),
                                (d.decoder(d.encoder(x)) - x).square().mean(1))
     real = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
-    before = d(real, reconstruction_error=True).mean()
+    before = d.reconstruction_error(real).mean()
     train(cfg, tmp_path / "run", progress=False)
     _, _, trained, _ = load_run(tmp_path / "run")
     # D's decoder learned to reconstruct the data from the embedding
-    assert trained(real, reconstruction_error=True).mean() < 0.5 * before
+    assert trained.reconstruction_error(real).mean() < 0.5 * before
     with pytest.raises(GankitError, match="objective.autoencoder_weight: 8.0 needs D's"):
         load_config(None, tiny + ["objective.autoencoder_weight=8.0"])

@@ -17,9 +17,9 @@ from gankit.cli import main
 from gankit.config import apply_overrides, load_config
 from gankit.errors import GankitError
 from gankit.io import load_checkpoint, read_metrics
+from gankit.runs import train
 from gankit.training import loop
 from gankit.training.guard import run_lock
-from gankit.training.loop import train
 
 KILL_CFG = ["model.g_width=32", "model.d_width=32", "train.steps=600", "train.batch_size=64",
             "train.log_every=10", "train.checkpoint_every=25", "train.eval_samples=200",

@@ -5,14 +5,21 @@ import pytest
 import torch
 from torch import nn
 
-from gankit.losses import objectives as obj
 from gankit.config import load_config
 from gankit.errors import GankitError
+from gankit.losses import objectives as obj
+from gankit.losses import penalties
 from gankit.nets.layers import MinibatchDiscrimination
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
-from gankit.training.loop import train
+from gankit.runs import train
+from gankit.training.costs import Batch, discriminator_cost
 from gankit.training.step import discriminator_step
-from gankit.training.tricks import HistoricalAverage, unrolled_critic
+from gankit.training.tricks import HistoricalAverage, Unroll, unrolled_critic
+
+
+def d_cost(history=None):
+    """D's cross-entropy cost (and its historical average), as a run builds it."""
+    return discriminator_cost(load_config(None), obj.get_objective("nonsaturating"), history)
 
 
 def tiny_pair(dtype=torch.float64):
@@ -23,20 +30,20 @@ def tiny_pair(dtype=torch.float64):
     real = torch.randn(16, 1, dtype=dtype) * 0.5 + 1
     z = torch.randn(16, 1, dtype=dtype)
     # one real D step so that the inner Adam starts from real moments
-    discriminator_step(g, d, opt_d, obj.get_objective("nonsaturating"), real, z, None)
+    discriminator_step(g, d, opt_d, d_cost(), Batch(real, z))
     return g, d, opt_d, real, z
 
 
 def unrolled_g_cost(g, d, opt_d, real, z, k, detach=False):
     fake = g(z)
-    critic = unrolled_critic(d, opt_d, obj.get_objective("nonsaturating"), real,
-                             fake.detach() if detach else fake, k)
+    critic = unrolled_critic(d, Unroll(k, opt_d, d_cost()),
+                             Batch(real, z, fake=fake.detach() if detach else fake))
     return obj.nonsaturating(critic(fake))
 
 
 def test_unroll_zero_is_the_plain_discriminator():
     g, d, opt_d, real, z = tiny_pair()
-    critic = unrolled_critic(d, opt_d, obj.get_objective("nonsaturating"), real, g(z), 0)
+    critic = unrolled_critic(d, Unroll(0, opt_d, d_cost()), Batch(real, z, fake=g(z)))
     x = torch.randn(10, 1, dtype=torch.float64)
     assert torch.equal(critic(x), d(x))
 
@@ -74,12 +81,10 @@ def test_unrolled_inner_step_is_adam(history_weight):
             for v in history.mean.values():
                 v.add_(0.3)  # a past mean away from the current parameters
     fake = g(z).detach()
-    critic = unrolled_critic(d, opt_d, obj.get_objective("nonsaturating"), real, fake, 1,
-                             history=history)
+    critic = unrolled_critic(d, Unroll(1, opt_d, d_cost(history)), Batch(real, z, fake=fake))
     x = torch.randn(7, 1, dtype=torch.float64)
     expected_after = critic(x).detach()
-    discriminator_step(g, d, opt_d, obj.get_objective("nonsaturating"), real, z, None,
-                       history=history)
+    discriminator_step(g, d, opt_d, d_cost(history), Batch(real, z), history=history)
     assert torch.allclose(d(x), expected_after, atol=1e-10)
 
 
@@ -139,8 +144,8 @@ def test_feature_matching_formula():
     real = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     fake = torch.tensor([[0.0, 0.0], [2.0, 2.0]])
     # means (2, 3) and (1, 1): ‖(1, 2)‖² = 5
-    assert obj.feature_matching(real, fake).item() == pytest.approx(5.0)
-    assert obj.feature_matching(real, real.flip(0)).item() == 0
+    assert penalties.feature_matching(real, fake).item() == pytest.approx(5.0)
+    assert penalties.feature_matching(real, real.flip(0)).item() == 0
 
 
 def test_historical_average_is_the_mean_of_past_parameters():
@@ -155,7 +160,7 @@ def test_historical_average_is_the_mean_of_past_parameters():
     assert torch.allclose(h.mean["weight"], torch.stack(seen).mean(0), atol=1e-6)
     with torch.no_grad():
         expected = 0.5 * sum((p - h.mean[n]).square().sum() for n, p in lin.named_parameters())
-    assert h.penalty(lin).item() == pytest.approx(expected.item())
+    assert h.penalty(dict(lin.named_parameters())).item() == pytest.approx(expected.item())
 
 
 ALL_TRICKS = ["tricks.unroll_steps=2", "tricks.pack=2", "tricks.minibatch_discrimination=4",
@@ -195,8 +200,8 @@ def test_minibatch_discrimination_fast_and_double_backward_paths_agree():
 
 
 def test_generator_ema_is_the_moving_average_and_what_samples_use(tmp_path, tiny):
-    from gankit.evaluate import load_run
     from gankit.io import load_checkpoint
+    from gankit.runs import load_run
     from gankit.training.tricks import GeneratorEMA
 
     g = torch.nn.Linear(3, 2)

@@ -10,7 +10,8 @@ from gankit.cli import main
 from gankit.config import load_config
 from gankit.data.mixtures import GaussianMixture
 from gankit.errors import GankitError
-from gankit.sampling import density_ratio_logit, metropolis_hastings, packs, rejection_sample
+from gankit.sampling import metropolis_hastings, packs, rejection_sample
+from gankit.sampling.refit import density_ratio_logit
 
 # Data: two modes equally likely. "Generator": the same modes with weights 0.9 / 0.1.
 P = GaussianMixture([[-3.0], [3.0]], 0.5, [0.5, 0.5])
@@ -94,10 +95,10 @@ def test_sample_and_eval_with_correction_through_the_cli(tmp_path, tiny, capsys)
 
 def test_a_refitted_discriminator_estimates_the_log_density_ratio():
     """fit_density_ratio's D approaches D*: its logit near each mode is log p/q there."""
-    from gankit.sampling import fit_density_ratio
+    from gankit.sampling.refit import fit_density_ratio
 
     cfg = load_config(None, ["model.d_width=32", "train.batch_size=256", "train.lr_d=3e-3"])
-    d = fit_density_ratio(cfg, P.sample, draw, 1500, seed=0)
+    d = fit_density_ratio(cfg, P.sample, draw, steps=1500, seed=0)
     x = torch.tensor([[-3.0], [-2.7], [3.0], [3.3]])
     with torch.no_grad():
         assert torch.allclose(d(x), LOGIT(x).float(), atol=0.25)  # log 5/9 and log 5
@@ -119,7 +120,7 @@ def test_a_refit_on_fourier_features_resolves_narrow_modes():
     """Data modes of σ = 0.05 against a generator's of σ = 0.15 at the same means: log p/q
     is +log 3 at a mean and −6 at 0.2 from it. Within 600 steps a D on Fourier features
     follows that; the same D on raw coordinates (spectral bias) does not."""
-    from gankit.sampling import fit_density_ratio
+    from gankit.sampling.refit import fit_density_ratio
 
     p = GaussianMixture([[-1.0], [1.0]], 0.05, [0.5, 0.5])
     q = GaussianMixture([[-1.0], [1.0]], 0.15, [0.5, 0.5])
@@ -128,13 +129,13 @@ def test_a_refit_on_fourier_features_resolves_narrow_modes():
     cfg = load_config(None, ["model.d_width=64", "train.lr_d=3e-3"])
     errors = {}
     for fourier in (0, 32):
-        d = fit_density_ratio(cfg, p.sample, q.sample, 600, seed=0, batch=256, decay=True,
+        d = fit_density_ratio(cfg, p.sample, q.sample, steps=600, seed=0, batch=256, decay=True,
                               fourier=fourier)
         with torch.no_grad():
             errors[fourier] = (d(x) - exact).abs().max().item()
     assert errors[32] < 1.0 < errors[0], errors
     with pytest.raises(GankitError, match="--refit-fourier"):
-        fit_density_ratio(cfg, lambda n, g: torch.zeros(n, 1, 8, 8), q.sample, 1, seed=0,
+        fit_density_ratio(cfg, lambda n, g: torch.zeros(n, 1, 8, 8), q.sample, steps=1, seed=0,
                           fourier=4)
 
 

@@ -7,10 +7,10 @@ import torch
 
 from gankit.build import build_players
 from gankit.config import load_config
-from gankit.evaluate import load_run, seed_players
+from gankit.generate import seed_players
 from gankit.io import load_checkpoint
 from gankit.nets.stacked import Stacked
-from gankit.training.loop import train
+from gankit.runs import load_run, train
 
 
 def assert_close_state(a: dict, b: dict, atol: float, skip: tuple = ()) -> None:
@@ -142,7 +142,7 @@ def test_plain_mlps_skip_vmap_with_the_same_outputs_and_gradients(tiny):
         x = g(z)
         out = d(x)
         assert x.shape == (3, 16, 2) and out.shape == (3, 8)  # 8 packs of 2 per seed
-        (out.square().sum() + d(x, features=True).sum()).backward()
+        (out.square().sum() + d.features(x).sum()).backward()
         results.append([out.detach()] + [p.grad.clone() for p in [*g.parameters(),
                                                                   *d.parameters()]])
     for fast, slow in zip(*results):

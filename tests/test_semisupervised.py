@@ -14,7 +14,8 @@ from gankit.losses.objectives import get_objective
 from gankit.losses.semisupervised import k_plus_one_loss
 from gankit.metrics.semisupervised import classification_error
 from gankit.nets.heads import ClassifierCritic
-from gankit.training.loop import train
+from gankit.runs import train
+from gankit.training.costs import Batch, discriminator_cost
 from gankit.training.step import discriminator_step
 
 TINY_IMAGES = ["model.g_width=8", "model.d_width=8", "model.z_dim=8", "train.steps=6",
@@ -78,9 +79,10 @@ def test_d_step_cost_is_half_the_k_plus_one_loss():
         expected = 0.5 * k_plus_one_loss(d.classify(xl), yl, d.classify(real),
                                          d.classify(g(z)))
     stats: dict = {}
-    discriminator_step(g, d, torch.optim.SGD(d.parameters(), lr=0.0),
-                       get_objective("nonsaturating"), real, z, rng, stats=stats,
-                       labelled=(xl, yl))
+    cost = discriminator_cost(cfg, get_objective("nonsaturating"))
+    assert cost.names == ["objective", "supervised"]
+    discriminator_step(g, d, torch.optim.SGD(d.parameters(), lr=0.0), cost,
+                       Batch(real, z, labelled=(xl, yl), rng=rng), stats=stats)
     assert float(stats["loss_d"]) == pytest.approx(float(expected), rel=1e-5)
 
 
@@ -113,7 +115,7 @@ def test_ssl_config_trains_with_its_labelled_only_baseline(tmp_path, small_class
     batches = []
 
     def spy(*args, **kwargs):  # every D step gets a labelled batch of the labelled set
-        batches.append(args[-1] if len(args) > 14 else kwargs.get("labelled"))
+        batches.append(args[4].labelled)
         return discriminator_step(*args, **kwargs)
 
     monkeypatch.setattr(loop, "discriminator_step", spy)

@@ -3,10 +3,10 @@ import math
 import pytest
 import torch
 
-from gankit.losses import objectives as obj
 from gankit import theory as th
 from gankit.data.mixtures import GaussianMixture, mixture
 from gankit.errors import GankitError
+from gankit.losses import objectives as obj
 from gankit.theory.report import ml_gradient_section, one_d_pair
 
 P, Q = one_d_pair()

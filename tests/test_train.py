@@ -7,7 +7,7 @@ from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.io import load_checkpoint, read_metrics
 from gankit.nets.layers import Packed, pack
-from gankit.training.loop import train
+from gankit.runs import train
 
 
 def params(run_dir):
@@ -87,7 +87,7 @@ def test_pack_shapes_and_packs_do_not_mix():
     from gankit.nets.mlp import MLPDiscriminator
 
     d = Packed(MLPDiscriminator(6, 8, 1), 3)
-    assert d(x).shape == (2,) and d(x, features=True).shape == (2, 8)
+    assert d(x).shape == (2,) and d.features(x).shape == (2, 8)
     # Changing a sample in the second pack leaves the first pack's verdict unchanged.
     y = x.clone()
     y[4] += 100

@@ -32,9 +32,10 @@ class NetworkSpec:
     ``shape``; ``discriminator(model, tricks, shape, pack, out_dim)`` → D reading packs of
     ``pack`` samples of ``shape`` and returning ``out_dim`` values (a squeezed logit for
     1); ``decoder(model, shape, in_dim)`` → a G-like network from D's ``in_dim`` outputs
-    back to a sample (MMD-GAN's autoencoding critic). ``images_only``: it needs (C, H, W) data. ``tricks``: the ``[tricks]`` options it
-    implements beyond the generic ones. ``stackable``: seeds can train stacked in one
-    process (no layer keeps running statistics).
+    back to a sample (MMD-GAN's autoencoding critic). ``images_only``: it needs (C, H, W)
+    data. ``tricks``: the ``[tricks]`` options it implements beyond the generic ones.
+    ``options``: the ``[model]`` fields only it reads. ``stackable``: seeds can train
+    stacked in one process (no layer keeps running statistics).
     """
 
     name: str
@@ -43,7 +44,7 @@ class NetworkSpec:
     decoder: Callable[..., nn.Module] | None = None
     images_only: bool = False
     tricks: frozenset[str] = frozenset()
-    options: frozenset[str] = frozenset()  # [model] fields only this architecture reads
+    options: frozenset[str] = frozenset()
     stackable: bool = True
 
 

@@ -127,11 +127,11 @@ def run_training(
     world, device = distributed.setup(resolve_device(cfg.train.device))
     finished = False
     try:
-        problem = None
+        problem, checkpoint = None, out / "checkpoint.pt"
         if world.main:
-            if resume and not (out / "checkpoint.pt").exists():
-                problem = f"{out / 'checkpoint.pt'}: --resume given but no checkpoint to resume from"
-            if not resume and (out / "checkpoint.pt").exists():
+            if resume and not checkpoint.exists():
+                problem = f"{checkpoint}: --resume given but no checkpoint to resume from"
+            if not resume and checkpoint.exists():
                 problem = f"{out}: already holds a run; pass --resume or choose another --out"
         if problem := distributed.first_problem(problem, world):
             raise GankitError(problem)

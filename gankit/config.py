@@ -40,15 +40,15 @@ def spec(default: Any, **rules: Any) -> Any:
 
 @dataclass
 class DataConfig:
-    name: str = spec("grid25", choices=tuple(DATASETS))
+    name: str = spec("grid25", choices=DATASETS)  # (live: a registered dataset is allowed)
     root: str = spec("")  # mnist: the directory of the IDX files ("" = none)
     source: str = spec("mnist5k", choices=("mnist5k", "mnist"))  # stacked-mnist's digits
 
 
 @dataclass
 class ModelConfig:
-    generator: str = spec("mlp", choices=tuple(NETWORKS))  # dcgan: image data
-    discriminator: str = spec("mlp", choices=tuple(NETWORKS))
+    generator: str = spec("mlp", choices=NETWORKS)  # dcgan: image data
+    discriminator: str = spec("mlp", choices=NETWORKS)
     z_dim: int = spec(2, min=1, max=4096)
     z_dist: str = spec("normal", choices=LATENT_DISTRIBUTIONS)
     g_width: int = spec(128, min=1, max=65536)
@@ -66,7 +66,7 @@ class ModelConfig:
 
 @dataclass
 class ObjectiveConfig:
-    name: str = spec("nonsaturating", choices=tuple(OBJECTIVES))
+    name: str = spec("nonsaturating", choices=OBJECTIVES)
     gp_weight: float = spec(10.0, min=0.0)
     weight_clip: float = spec(0.0, min=0.0)  # c: D's weights clamped to [−c, c]; 0 = off
     # gmmn and mmd-gan: the kernel, its bandwidths σ (gaussian) or shapes α (rational

@@ -116,8 +116,8 @@ def infogan_metrics(cfg: Config, generator, discriminator, *, out: Path | None =
         def classify(x):
             return mode_histogram(x.cpu(), target)[2]
     seed = cfg.train.seed + EVAL_SEED_OFFSET
-    metrics = info_metrics(generator, discriminator, classify, num_classes,
-                           cfg.train.eval_samples, seed)
+    metrics = info_metrics(generator, discriminator, classify, num_classes=num_classes,
+                           n=cfg.train.eval_samples, seed=seed)
     if out is not None:
         if len(target.shape) == 3:
             plot_traversal(traversal(generator, seed=seed), Path(out) / "traversal.png")

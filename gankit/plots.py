@@ -111,6 +111,7 @@ def plot_samples(
     target: GaussianMixture,
     discriminator: torch.nn.Module | None,
     path: str | Path,
+    *,
     title: str = "",
     max_points: int = 2500,
 ) -> None:

@@ -90,6 +90,7 @@ STEPS = {28: 3000, 8: 2000}  # Adam steps of 64 images: ~48 / ~89 epochs of mnis
 
 def train_classifier(
     train: ImageData,
+    *,
     steps: int | None = None,
     batch_size: int = 64,
     lr: float = 1e-3,

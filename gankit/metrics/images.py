@@ -108,6 +108,7 @@ def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
 def kernel_distance(
     x: torch.Tensor,
     y: torch.Tensor,
+    *,
     subsets: int = 100,
     subset_size: int = 1000,
     generator: torch.Generator | None = None,
@@ -207,6 +208,7 @@ def label_histogram(labels: torch.Tensor, num_classes: int) -> dict[str, float |
 def feature_metrics(
     fake: Embedding,
     real: Embedding,
+    *,
     k: int = 3,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
@@ -216,8 +218,9 @@ def feature_metrics(
     """Every metric of ``fake`` against ``real`` (both from ``classifier.embed``).
     Precision and recall use the first ``pr_samples`` of each set: their k-NN balls
     cost O(n²) and shrink with n, so they are compared at this fixed size."""
-    kid, kid_se = kernel_distance(fake.features, real.features, kid_subsets, kid_subset_size,
-                                  torch.Generator().manual_seed(seed))
+    kid, kid_se = kernel_distance(fake.features, real.features, subsets=kid_subsets,
+                                  subset_size=kid_subset_size,
+                                  generator=torch.Generator().manual_seed(seed))
     precision, recall = precision_recall(real.features[:pr_samples],
                                          fake.features[:pr_samples], k)
     return {

@@ -30,8 +30,8 @@ def hungarian_accuracy(codes: Tensor, labels: Tensor, num_codes: int,
 
 
 @torch.no_grad()
-def info_metrics(generator: InfoGenerator, discriminator: InfoDiscriminator,
-                 classify, num_classes: int, n: int, seed: int) -> dict:
+def info_metrics(generator: InfoGenerator, discriminator: InfoDiscriminator, classify, *,
+                 num_classes: int, n: int, seed: int) -> dict:
     """``categorical_accuracy``: the first categorical code's Hungarian accuracy against
     ``classify``'s labels of the samples (the evaluation classifier, or the nearest mode
     of a mixture); ``mi_bound`` and ``mi_max``: the categorical codes' L_I and H(c)."""

@@ -43,6 +43,7 @@ def rejection_sample(
     logit: Logit,
     n: int,
     rng: torch.Generator,
+    *,
     burn_in: int = 10_000,
     gamma_quantile: float | None = 0.8,
     eps: float = 1e-6,

@@ -249,6 +249,7 @@ def train_critic(
     loss: Callable[[Tensor, Tensor], Tensor],
     p: Density,
     q: Density,
+    *,
     steps: int = 3000,
     batch_size: int = 512,
     lr: float = 2e-3,
@@ -275,6 +276,7 @@ def estimate_divergence(
     name: str,
     p: Density,
     q: Density,
+    *,
     steps: int = 3000,
     batch_size: int = 512,
     n_eval: int = 100_000,
@@ -287,8 +289,8 @@ def estimate_divergence(
     each side, with its standard error.
     """
     spec = FGAN[_check_name(name)]
-    critic = train_critic(lambda a, b: -fgan_bound(name, a, b), p, q, steps, batch_size,
-                          seed=seed)
+    critic = train_critic(lambda a, b: -fgan_bound(name, a, b), p, q, steps=steps,
+                          batch_size=batch_size, seed=seed)
     rng = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         vp = critic(p.sample(n_eval, rng).float()).double()

@@ -114,11 +114,13 @@ def run_theory(out: Path | None = None, quick: bool = False, seed: int = 0) -> d
     result["ml_gradient"] = ml_gradient_section(p1, n, seed)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        plot_theory(p1, q1, d1, p2, q2, d2, out / "theory.png")
+        plot_theory((p1, q1, d1), (p2, q2, d2), out / "theory.png")
     return result
 
 
-def plot_theory(p1, q1, d1, p2, q2, d2, path: Path) -> None:
+def plot_theory(one_d: tuple, ring: tuple, path: Path) -> None:
+    """D against D* on the 1-D pair and on ring8: each (p, q, trained D)."""
+    (p1, q1, d1), (p2, q2, d2) = one_d, ring
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     x = torch.linspace(-4.5, 6, 600, dtype=torch.float64)[:, None]

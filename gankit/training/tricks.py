@@ -123,7 +123,9 @@ def unrolled_critic(discriminator: nn.Module, unroll: Unroll, batch) -> Function
     for _ in range(unroll.steps):
         with double_backward():  # G's backward differentiates these inner gradients again
             loss = unroll.cost(FunctionalCritic(discriminator, params), batch, params, seeds)
-        grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True)
+        # (a parameter the cost does not read, such as an unused head, gets a zero gradient)
+        grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True,
+                                    allow_unused=True, materialize_grads=True)
         t += 1
         new = {}
         for n, g in zip(names, grads):

@@ -61,3 +61,5 @@ __all__ = [
     "GaussianMixture", "mixture", "mode_metrics", "coverage", "frechet_distance",
     "kernel_distance", "precision_recall",
 ]
+
+

@@ -38,6 +38,11 @@ from gankit.plots import plot_adagan, plot_samples
 from gankit.sampling.refit import fit_density_ratio
 from gankit.training.loop import run_training
 
+__all__ = ["WEIGHTS_SEED_OFFSET", "mixture_weight", "data_weights", "Mixture", "WeightedData",
+           "training_points", "classifier_logits", "build_mixture", "component_seed",
+           "component_config", "train_adagan", "step_panels", "load_adagan"]
+
+
 Tensor = torch.Tensor
 WEIGHTS_SEED_OFFSET = 7_000_003  # the classifiers' draws, apart from training and eval
 

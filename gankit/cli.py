@@ -32,6 +32,11 @@ from gankit.sampling.refit import corrected_samples, correction_label
 from gankit.theory.report import format_theory, run_theory
 from gankit.training.loop import Interrupted
 
+__all__ = ["one_line", "Parser", "MAX_SEED", "seed_arg", "build_parser", "report_runs",
+           "cmd_report", "cmd_bench", "cmd_theory", "print_metrics", "cmd_train", "cmd_demo",
+           "print_columns", "cmd_eval", "evaluate_seed", "seed_means", "check_correction_args",
+           "correction_name", "cmd_sample", "main"]
+
 
 def one_line(text: str) -> str:
     """``text`` with control characters escaped, so a message stays on one line."""

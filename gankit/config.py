@@ -30,6 +30,11 @@ from gankit.nets import NETWORKS
 from gankit.nets.mlp import ACTIVATIONS, LATENT_DISTRIBUTIONS
 from gankit.rules import combination_problems
 
+__all__ = ["spec", "DataConfig", "ModelConfig", "ObjectiveConfig", "TricksConfig",
+           "TrainConfig", "AdaGANConfig", "InfoGANConfig", "SemiSupervisedConfig", "Config",
+           "SECTIONS", "from_dict", "parse_override", "load_config", "apply_overrides",
+           "to_toml"]
+
 
 def spec(default: Any, **rules: Any) -> Any:
     """A dataclass field with validation rules: ``choices``, ``min``, ``max``, ``gt``, ``lt``."""

@@ -25,6 +25,12 @@ import torch
 from gankit.errors import GankitError
 from gankit.version import __version__
 
+__all__ = ["CHECKPOINT_FORMAT", "FILE_MODE", "atomic_write_bytes", "atomic_write_text",
+           "write_json", "versions", "save_checkpoint", "remove_stale_temporaries",
+           "load_checkpoint", "NullLog", "MetricsLog", "Snapshots", "read_snapshots",
+           "read_metrics"]
+
+
 CHECKPOINT_FORMAT = "gankit-checkpoint-1"
 
 

@@ -16,6 +16,10 @@ import torch  # noqa: E402
 from gankit.data.mixtures import GaussianMixture  # noqa: E402
 from gankit.io import atomic_write_bytes  # noqa: E402
 
+__all__ = ["save_figure", "plot_limits", "image_grid", "plot_image_grid", "plot_fixed_z",
+           "plot_nearest_neighbours", "plot_samples", "plot_adagan", "plot_traversal",
+           "plot_codes", "plot_losses"]
+
 
 def save_figure(fig, path: str | Path) -> None:
     import io as _io

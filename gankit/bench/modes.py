@@ -2,7 +2,7 @@
 what training the seeds together in one process saves.
 
 Every method trains all its seeds in one process (``train.seeds``) and is evaluated under
-the DESIGN.md §4 protocol (2500 samples per seed; high quality = within 3σ of the nearest
+the PacGAN/VEEGAN protocol (2500 samples per seed; high quality = within 3σ of the nearest
 mean; modes covered by ≥ 1 high-quality sample; reverse KL over the high-quality mode
 histogram), reported as mean ± standard error over seeds.
 """
@@ -26,6 +26,12 @@ from gankit.evaluate import sample_metrics, summarize_seeds
 from gankit.generate import EVAL_SEED_OFFSET, seed_players
 from gankit.runs import load_run, train
 from gankit.sampling.refit import corrected_samples
+
+__all__ = ["BASE", "WGAN_GP", "CORRECTED", "PUBLISHED", "DATASETS", "recipe_path",
+           "method_config", "modes_table", "metric_row", "corrected_metrics", "adagan_table",
+           "METRIC_COLUMNS", "COVERAGE_COLUMN", "format_adagan", "format_modes", "seeds_speed",
+           "format_seeds"]
+
 
 # Shared by every method (the networks and budget of gankit's grid25/ring8 configs):
 # 3x256 MLPs, batch 128, Adam 1e-3 for both players decayed linearly to 0, 10k steps.

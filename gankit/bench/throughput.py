@@ -24,6 +24,13 @@ from gankit.training.costs import Batch, discriminator_cost, generator_cost
 from gankit.training.loop import make_optimizers
 from gankit.training.step import discriminator_step, generator_step
 
+__all__ = ["TOY", "matmul_gflops", "time_steps", "hand_written_step", "gankit_step",
+           "count_flops", "toy_mlp", "dcgan", "gankit_loop_steps_per_s",
+           "train_in_temporary_directory", "train_seconds", "MatmulRecorder", "record_matmuls",
+           "replayable", "matmul_flops", "matmul_seconds_per_step", "row", "throughput",
+           "format_throughput"]
+
+
 # The toy MLP of the benchmark: G z 256 → 128 → 128 → 2, D 2 → 128 → 128 → 1, ReLU.
 TOY = ["data.name='grid25'", "model.z_dim=256", "model.g_width=128", "model.g_depth=2",
        "model.d_width=128", "model.d_depth=2", "objective.name='nonsaturating'",

@@ -1,4 +1,4 @@
-"""Offline image datasets (DESIGN.md §4, "Images"), as float32 tensors (N, C, H, W) in
+"""Offline image datasets, as float32 tensors (N, C, H, W) in
 [−1, 1] (the range of a tanh generator) with int64 labels. Nothing is ever downloaded.
 
 - ``digits``: scikit-learn's ``load_digits()``, 1797 8x8 images with values 0..16. Split:
@@ -34,6 +34,12 @@ import numpy as np
 import torch
 
 from gankit.errors import GankitError
+
+__all__ = ["IMAGE_DATASETS", "SPLITS", "SPLIT_SEED", "DIGITS_TRAIN_FRACTION",
+           "MNIST5K_TRAIN_PER_CLASS", "STACKED_FIXED_SIZE", "MNIST_FILES", "ImageData",
+           "StackedImageData", "stacked_labels", "load_images", "is_image_dataset", "read_idx",
+           "labelled_subset", "labelled_data"]
+
 
 Tensor = torch.Tensor
 

@@ -1,6 +1,6 @@
 """Gaussian mixtures with exact ``log_prob``: the toy targets of the mode-collapse literature.
 
-Presets follow DESIGN.md §4 (the PacGAN/VEEGAN protocol):
+Presets follow the PacGAN/VEEGAN protocol:
 
 - ``ring8``: 8 Gaussians with means (cos 2πi/8, sin 2πi/8), i = 0..7, σ = 0.01.
 - ``ring8-wide``: radius 2, σ = 0.02 (the WGAN-GP / unrolled-GAN demo variant).
@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 
 from gankit.errors import GankitError
+
+__all__ = ["GaussianMixture", "ring", "grid", "PRESETS", "mixture"]
 
 
 class GaussianMixture:

@@ -20,6 +20,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+__all__ = ["KERNELS", "DEFAULT_BANDWIDTHS", "squared_distances", "gaussian_kernel",
+           "rational_quadratic_kernel", "make_kernel", "mmd2", "witness", "mmd_test"]
+
+
 Tensor = torch.Tensor
 Kernel = Callable[[Tensor], Tensor]  # squared distances → kernel values, elementwise
 

@@ -21,6 +21,14 @@ import torch.nn.functional as F
 from gankit.errors import GankitError
 from gankit.losses.mmd import DEFAULT_BANDWIDTHS, Kernel, gaussian_kernel, mmd2
 
+__all__ = ["value", "discriminator_loss", "minimax", "nonsaturating", "max_likelihood",
+           "least_squares_discriminator", "least_squares_generator", "hinge_discriminator",
+           "hinge_generator", "wasserstein_critic", "wasserstein_generator", "Objective",
+           "FDivergence", "LOG2", "fgan_bound", "fgan_discriminator", "fgan_generator", "gmmn",
+           "mmd_gan", "register", "smoothed_discriminator_loss",
+           "smoothed_least_squares_discriminator", "with_label_smoothing", "get_objective"]
+
+
 Tensor = torch.Tensor
 
 

@@ -1,4 +1,4 @@
-"""The evaluation classifier behind the image metrics (DESIGN.md §4, "Images").
+"""The evaluation classifier behind the image metrics.
 
 A small CNN trained once on a dataset's train split, on the CPU, with a fixed seed, and
 cached under the user cache directory (``$XDG_CACHE_HOME`` or ``~/.cache``, then
@@ -29,6 +29,11 @@ from gankit import io
 from gankit.data.images import ImageData, StackedImageData, load_images
 from gankit.errors import GankitError
 from gankit.version import __version__
+
+__all__ = ["CLASSIFIER_FORMAT", "FEATURES", "ImageClassifier", "augment", "STEPS",
+           "train_classifier", "predict", "accuracy", "cache_dir", "classifier_dataset",
+           "load_classifier", "Embedding", "embed", "embed_data"]
+
 
 CLASSIFIER_FORMAT = "gankit-classifier-1"  # bump when the network or the recipe changes
 FEATURES = 128

@@ -1,4 +1,4 @@
-"""Image metrics in the evaluation classifier's feature space (DESIGN.md §4, "Images").
+"""Image metrics in the evaluation classifier's feature space.
 
 Each metric is a pure function of feature / label tensors:
 
@@ -39,6 +39,12 @@ from gankit.metrics.classifier import (
     embed_data,
     load_classifier,
 )
+
+__all__ = ["STACKED_EVAL_SAMPLES", "gaussian_stats", "frechet_distance_from_stats",
+           "frechet_distance", "polynomial_kernel", "mmd2_unbiased", "kernel_distance",
+           "precision_recall", "classifier_score", "label_histogram", "feature_metrics",
+           "eval_samples", "reference_embedding", "image_metrics", "real_data_floor"]
+
 
 STACKED_EVAL_SAMPLES = 26_000  # PacGAN's stacked-MNIST protocol
 

@@ -1,4 +1,4 @@
-"""Mode coverage on Gaussian mixtures: the PacGAN / VEEGAN protocol (DESIGN.md §4).
+"""Mode coverage on Gaussian mixtures: the PacGAN / VEEGAN protocol.
 
 A generated sample is *high quality* if it lies within 3σ (Euclidean) of its nearest
 mean; a mode is *covered* if it is the nearest mean of at least one high-quality sample;
@@ -13,6 +13,8 @@ import math
 import torch
 
 from gankit.data.mixtures import GaussianMixture
+
+__all__ = ["mode_histogram", "mode_metrics", "coverage"]
 
 
 def mode_histogram(samples: torch.Tensor, target: GaussianMixture, n_sigma: float = 3.0):

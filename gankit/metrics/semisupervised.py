@@ -8,6 +8,9 @@ import torch.nn.functional as F
 
 from gankit.nets.heads import ClassifierCritic
 
+__all__ = ["classification_error", "train_labelled_only"]
+
+
 Tensor = torch.Tensor
 
 

@@ -20,6 +20,9 @@ from torch import nn
 from gankit.errors import GankitError
 from gankit.nets.mlp import sample_latent
 
+__all__ = ["SIZES", "DCGANGenerator", "DCGANDiscriminator"]
+
+
 SIZES = (8, 28)
 
 

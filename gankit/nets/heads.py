@@ -29,6 +29,10 @@ from torch import nn
 from gankit.nets.layers import features
 from gankit.nets.mlp import ACTIVATIONS
 
+__all__ = ["uniform_from_latent", "InfoGenerator", "InfoDiscriminator", "ClassifierCritic",
+           "GaussianNoise", "AutoencodingCritic"]
+
+
 Tensor = torch.Tensor
 
 

@@ -8,6 +8,10 @@ from torch import nn
 from gankit.errors import GankitError
 from gankit.nets.layers import MinibatchDiscrimination, VirtualBatchNorm
 
+__all__ = ["ACTIVATIONS", "LATENT_DISTRIBUTIONS", "mlp", "sample_latent", "MLPGenerator",
+           "MLPDiscriminator", "ImageOutput", "FlatInput"]
+
+
 ACTIVATIONS = {
     "relu": nn.ReLU,
     "leaky_relu": lambda: nn.LeakyReLU(0.2),

@@ -25,6 +25,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from gankit.nets.layers import MethodView, Packed
 from gankit.nets.mlp import ACTIVATIONS
 
+__all__ = ["num_seeds", "SeedLinear", "Stacked"]
+
 
 def num_seeds(module: nn.Module) -> int:
     """How many independent copies ``module`` trains together (1 for a plain network)."""

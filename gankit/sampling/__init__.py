@@ -33,6 +33,9 @@ import torch
 
 from gankit.errors import GankitError
 
+__all__ = ["rejection_sample", "metropolis_hastings", "packs"]
+
+
 Tensor = torch.Tensor
 Draw = Callable[[int, torch.Generator], Tensor]
 Logit = Callable[[Tensor], Tensor]

@@ -40,6 +40,12 @@ from gankit.losses.objectives import FGAN, fgan_bound
 from gankit.metrics.stats import mean_and_stderr
 from gankit.nets.mlp import MLPDiscriminator
 
+__all__ = ["Density", "DIVERGENCES", "HILBERTIAN", "f_function", "conjugate", "log_ratio",
+           "optimal_discriminator", "optimal_logit", "Estimate", "integrate_1d", "divergence",
+           "value_at_optimum", "divergences_from_discriminator", "small_critic", "train_critic",
+           "estimate_divergence"]
+
+
 Tensor = torch.Tensor
 
 

@@ -17,6 +17,10 @@ from gankit.data.mixtures import GaussianMixture, mixture
 from gankit.losses.objectives import discriminator_loss, max_likelihood, minimax, nonsaturating
 from gankit.plots import plt, save_figure
 
+__all__ = ["LOG4", "one_d_pair", "ring8_pair", "optimal_d_section", "fgan_section",
+           "ml_gradient_section", "run_theory", "plot_theory", "format_theory"]
+
+
 LOG4 = 2 * math.log(2)
 
 

@@ -9,3 +9,5 @@ from gankit.training.step import discriminator_step, generator_step
 
 __all__ = ["Batch", "Cost", "TrainState", "discriminator_cost", "discriminator_step",
            "generator_cost", "generator_step", "run_training"]
+
+

@@ -20,6 +20,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gankit.errors import GankitError
 
+__all__ = ["RANK_SEED_OFFSET", "World", "setup", "teardown", "wrap", "unwrap",
+           "mean_over_ranks", "any_rank", "gather", "broadcast", "first_problem",
+           "check_in_sync"]
+
+
 RANK_SEED_OFFSET = 2**40  # rank r draws from seed + r·2⁴⁰: apart from seeds and eval offsets
 
 

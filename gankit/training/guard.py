@@ -15,6 +15,8 @@ from torch import nn
 
 from gankit.errors import GankitError
 
+__all__ = ["StopRequested", "run_lock", "FiniteGuard"]
+
 
 class StopRequested:
     """SIGINT / SIGTERM set a flag; the loop checks it between steps, writes a final

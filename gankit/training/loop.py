@@ -37,6 +37,7 @@ from gankit.training.tricks import GeneratorEMA, HistoricalAverage, Unroll
 __all__ = ["Interrupted", "Run", "Trained", "train_loop", "run_training", "make_optimizers",
            "seed_generators", "check_resumable", "RESUMABLE_CHANGES"]
 
+
 # Fields that may differ between a run and its resume (they do not change the numbers).
 RESUMABLE_CHANGES = {("train", "steps"), ("train", "checkpoint_every"), ("train", "device")}
 

@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 
 from gankit.config import load_config
-from gankit.train import train
+from gankit.runs import train
 
 CONFIGS = ("mnist5k-infogan", "mnist5k-ssl", "grid25-infogan")
 

@@ -34,7 +34,7 @@ from gankit.errors import GankitError
 from gankit.evaluate import evaluate_generator, finish
 from gankit.generate import EVAL_SEED_OFFSET
 from gankit.nets.mlp import sample_latent
-from gankit.plots import plot_adagan, plot_samples
+from gankit.plots import plot_adagan, plot_samples, run_title
 from gankit.sampling.refit import fit_density_ratio
 from gankit.training.loop import run_training
 
@@ -237,7 +237,7 @@ def train_adagan(cfg: Config, out: str | Path, *, resume: bool = False,
         plot_adagan(step_panels(cfg, state, target, device), points, target,
                     out / "adagan.png")
     plot_samples(samples, target, None, out / "samples.png",
-                 title=f"{cfg.data.name} · AdaGAN, {len(mixture.components)} components")
+                 title=run_title(cfg))
     summary = {"metrics": metrics, "per_component": records, "steps":
                cfg.train.steps * cfg.adagan.components,
                "wall_time_s": time.perf_counter() - wall0, **run_info}

@@ -18,15 +18,16 @@ import numpy as np
 from gankit.bench import modes as bench_modes
 from gankit.bench import throughput as bench
 from gankit.build import build_target
-from gankit.config import load_config
+from gankit.config import load_config, reference
 from gankit.data import dataset_spec
 from gankit.errors import GankitError
 from gankit.evaluate import evaluate_generator, sample_metrics, summarize_seeds, variant_metrics
 from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
 from gankit.io import atomic_write_bytes, write_json
+from gankit.metrics.describe import direction, format_value, meaning
 from gankit.metrics.images import real_data_floor
-from gankit.plots import plot_samples
-from gankit.report import format_metric, write_html_report
+from gankit.plots import plot_samples, run_title
+from gankit.report import write_html_report
 from gankit.runs import load_run, train
 from gankit.sampling.refit import corrected_samples, correction_label
 from gankit.theory.report import format_theory, run_theory
@@ -66,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     d = sub.add_parser("demo", help="train the embedded grid25 recipe and write a report")
-    d.add_argument("--out", default="gankit-demo", help="run directory (default: gankit-demo)")
+    d.add_argument("--out", default=None,
+                   help="run directory (default: gankit-demo, or gankit-demo-2, -3, ... when "
+                        "that one already holds a run, so the demo can be run again)")
+    d.add_argument("--resume", action="store_true",
+                   help="continue (or re-evaluate) the demo run in --out")
     d.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
 
     t = sub.add_parser("train", help="train from a TOML config")
@@ -129,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     r.add_argument("--out", default="report.html", help="HTML file (default report.html)")
 
+    c = sub.add_parser("config", help="print the default config as TOML, or the reference")
+    c.add_argument("--reference", action="store_true",
+                   help="every field with its type, default, allowed values and meaning "
+                        "(Markdown: docs/config.md)")
+
     th = sub.add_parser("theory", help="the GAN theory's identities on known densities")
     th.add_argument("--json", action="store_true", help="print JSON")
     th.add_argument("--out", help="directory for theory.png and theory.json")
@@ -138,9 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def report_runs(run_dirs: list[str | Path], out: Path) -> None:
-    """Write the HTML report of finished run directories to ``out``."""
-
-    dirs, summaries, targets = [], [], []
+    """Write the HTML report of finished run directories to ``out``: their metrics with
+    their configs, the real-data floor of each image dataset among them, their pictures."""
+    dirs, summaries, targets, configs, floors = [], [], [], [], {}
     for name in run_dirs:
         d = Path(name)
         if not (d / "summary.json").is_file():
@@ -149,11 +159,15 @@ def report_runs(run_dirs: list[str | Path], out: Path) -> None:
             summaries.append(json.loads((d / "summary.json").read_text(encoding="utf-8")))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise GankitError(f"{d / 'summary.json'}: not valid JSON ({e})") from None
-        targets.append(build_target(load_config(d / "config.toml")))
+        cfg = load_config(d / "config.toml")
+        configs.append(cfg)
+        targets.append(build_target(cfg))
+        if dataset_spec(cfg.data.name).images and cfg.data.name not in floors:
+            floors[cfg.data.name] = real_data_floor(cfg.data.name, cfg.data.root or None)
         dirs.append(d)
     if not out.parent.exists():
         raise GankitError(f"--out: directory {str(out.parent)!r} does not exist")
-    write_html_report(dirs, summaries, out, targets)
+    write_html_report(dirs, summaries, out, targets=targets, configs=configs, floors=floors)
     print(f"report: {out}")
 
 
@@ -211,13 +225,26 @@ def cmd_theory(args) -> int:
 
 
 def print_metrics(metrics: dict, title: str, stderr: dict | None = None) -> None:
-    """One metric a line; ``± standard error`` where ``stderr`` has one (over seeds)."""
+    """A table a person reads: metric, value (± standard error over seeds), which way is
+    better (↑ / ↓) and what it means."""
+    print_table(title, [(k, format_value(k, v, (stderr or {}).get(k)), None)
+                        for k, v in metrics.items() if not isinstance(v, list)])
 
+
+def print_table(title: str, rows: list[tuple[str, str, str | None]]) -> None:
+    """Rows of (metric, value, real-data floor or None)."""
+    floors = any(f is not None for _, _, f in rows)
+    width = max(len(k) for k, _, _ in rows)
+    value_width = max(12, *(len(v) for _, v, _ in rows))
     print(title)
-    width = max(len(k) for k in metrics)
-    for k, v in metrics.items():
-        se = (stderr or {}).get(k)
-        print(f"  {k:<{width}}  {format_metric(v)}" + (f" ± {se:.2g}" if se is not None else ""))
+    head = f"  {'metric':<{width}}  {'value':>{value_width}}"
+    print(head + (f"  {'real floor':>12}" if floors else "") + "     meaning")
+    for k, v, f in rows:
+        line = f"  {k:<{width}}  {v:>{value_width}}"
+        if floors:
+            line += f"  {f or '':>12}"
+        print(f"{line}  {direction(k) or ' '}  {meaning(k)}")
+    print("  (↑ higher is better, ↓ lower is better)")
 
 
 def cmd_train(args, config_path: str | None, default_out: Path) -> int:
@@ -236,21 +263,31 @@ def cmd_train(args, config_path: str | None, default_out: Path) -> int:
     return 0
 
 
+def fresh_demo_folder() -> Path:
+    """gankit-demo, or the first of gankit-demo-2, -3, ... that holds no run yet."""
+    for i in range(1, 10_000):
+        out = Path("gankit-demo" if i == 1 else f"gankit-demo-{i}")
+        if not (out / "checkpoint.pt").exists():
+            return out
+    raise GankitError("--out: gankit-demo … gankit-demo-9999 all hold runs; pass --out DIR")
+
+
 def cmd_demo(args) -> int:
-    out = Path(args.out)
+    out = Path(args.out) if args.out else fresh_demo_folder()
+    args.out = str(out)
     demo = resources.files("gankit") / "demo.toml"
     with resources.as_file(demo) as path:
         cmd_train(args, str(path), out)
     report_runs([out], out / "report.html")
+    print(f"\nopen {out / 'report.html'} in a browser: samples, D(x), samples per mode, losses."
+          f"\nnext: gankit eval {out}  ·  gankit sample {out} -n 2500 --out more.png  ·  "
+          "gankit train configs/grid25-pacgan4.toml (packing against mode collapse)")
     return 0
 
 
 def print_columns(metrics: dict, floor: dict, title: str) -> None:
-    print(title)
-    width = max(len(k) for k in metrics)
-    print(f"  {'':<{width}}  {'run':>12}  {'real floor':>12}")
-    for k, v in metrics.items():
-        print(f"  {k:<{width}}  {format_metric(v):>12}  {format_metric(floor.get(k)):>12}")
+    print_table(title, [(k, format_value(k, v), format_value(k, floor.get(k)))
+                        for k, v in metrics.items()])
 
 
 def cmd_eval(args) -> int:
@@ -361,14 +398,17 @@ def cmd_sample(args) -> int:
                                           refit_steps=args.refit_d,
                                           refit_fourier=args.refit_fourier)
         print(f"{correction_name(args)}: acceptance rate {rate:.4f}")
+        name = correction_name(args).replace(args.correct, args.correct.upper(), 1)
+        corrected = f"corrected by {name} (acceptance {rate:.1%})"
     else:
-        samples = generate(cfg, generator, args.n, args.seed)
+        samples, corrected = generate(cfg, generator, args.n, args.seed), None
     if out.suffix == ".npy":
         buf = io.BytesIO()
         np.save(buf, samples.numpy())
         atomic_write_bytes(out, buf.getvalue())
     else:
-        plot_samples(samples, build_target(cfg), discriminator, out, title=str(args.run_dir),
+        plot_samples(samples, build_target(cfg), discriminator, out,
+                     title=f"{args.run_dir}: " + run_title(cfg, correction=corrected),
                      max_points=args.n)
     print(f"{args.n} samples → {out}")
     return 0
@@ -379,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "config":
+            print(reference() if args.reference else load_config(None).to_toml())
+            return 0
         if args.command == "train":
             return cmd_train(args, args.config, Path("runs") / Path(args.config).stem)
         if args.command == "eval":

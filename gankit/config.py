@@ -32,8 +32,8 @@ from gankit.rules import combination_problems
 
 __all__ = ["spec", "DataConfig", "ModelConfig", "ObjectiveConfig", "TricksConfig",
            "TrainConfig", "AdaGANConfig", "InfoGANConfig", "SemiSupervisedConfig", "Config",
-           "SECTIONS", "from_dict", "parse_override", "load_config", "apply_overrides",
-           "to_toml"]
+           "SECTIONS", "changed_options", "from_dict", "parse_override", "load_config",
+           "apply_overrides", "to_toml", "reference"]
 
 
 def spec(default: Any, **rules: Any) -> Any:
@@ -45,114 +45,163 @@ def spec(default: Any, **rules: Any) -> Any:
 
 @dataclass
 class DataConfig:
-    name: str = spec("grid25", choices=DATASETS)  # (live: a registered dataset is allowed)
-    root: str = spec("")  # mnist: the directory of the IDX files ("" = none)
-    source: str = spec("mnist5k", choices=("mnist5k", "mnist"))  # stacked-mnist's digits
+    """What the GAN learns."""
+
+    name: str = spec("grid25", choices=DATASETS,  # (live: a registered dataset is allowed)
+                     help="the dataset: a Gaussian mixture or an image set")
+    root: str = spec("", help="mnist: the directory holding the IDX files (\"\" = none)")
+    source: str = spec("mnist5k", choices=("mnist5k", "mnist"),
+                       help="stacked-mnist: the set its digits come from")
 
 
 @dataclass
 class ModelConfig:
-    generator: str = spec("mlp", choices=NETWORKS)  # dcgan: image data
-    discriminator: str = spec("mlp", choices=NETWORKS)
-    z_dim: int = spec(2, min=1, max=4096)
-    z_dist: str = spec("normal", choices=LATENT_DISTRIBUTIONS)
-    g_width: int = spec(128, min=1, max=65536)
-    g_depth: int = spec(2, min=1, max=64)
-    d_width: int = spec(128, min=1, max=65536)
-    d_depth: int = spec(2, min=1, max=64)
-    activation: str = spec("relu", choices=tuple(ACTIVATIONS))
-    # dcgan only: a fully connected hidden layer of this width after D's convolutions and
-    # before G's projection (InfoGAN's MNIST networks use 1024; 0 = none), and batch norm
-    # in D (after its second convolution and that layer; InfoGAN's D and Q have it)
-    d_hidden: int = spec(0, min=0, max=65536)
-    g_hidden: int = spec(0, min=0, max=65536)
-    d_norm: str = spec("none", choices=("none", "batch"))
+    """The two networks."""
+
+    generator: str = spec("mlp", choices=NETWORKS, help="G's architecture (dcgan: images)")
+    discriminator: str = spec("mlp", choices=NETWORKS, help="D's architecture")
+    z_dim: int = spec(2, min=1, max=4096, help="size of the latent noise z")
+    z_dist: str = spec("normal", choices=LATENT_DISTRIBUTIONS, help="distribution of z")
+    g_width: int = spec(128, min=1, max=65536, help="G's hidden width (dcgan: base channels)")
+    g_depth: int = spec(2, min=1, max=64, help="G's hidden layers (mlp)")
+    d_width: int = spec(128, min=1, max=65536, help="D's hidden width (dcgan: base channels)")
+    d_depth: int = spec(2, min=1, max=64, help="D's hidden layers (mlp)")
+    activation: str = spec("relu", choices=tuple(ACTIVATIONS),
+                           help="hidden activation of the mlp networks")
+    # (InfoGAN's MNIST networks use 1024 and batch norm in D and Q)
+    d_hidden: int = spec(0, min=0, max=65536,
+                         help="dcgan: a fully connected layer of this width after D's "
+                              "convolutions (0 = none)")
+    g_hidden: int = spec(0, min=0, max=65536,
+                         help="dcgan: a fully connected layer of this width before G's "
+                              "projection (0 = none)")
+    d_norm: str = spec("none", choices=("none", "batch"),
+                       help="dcgan: batch norm in D after its second convolution and the "
+                            "hidden layer")
 
 
 @dataclass
 class ObjectiveConfig:
-    name: str = spec("nonsaturating", choices=OBJECTIVES)
-    gp_weight: float = spec(10.0, min=0.0)
-    weight_clip: float = spec(0.0, min=0.0)  # c: D's weights clamped to [−c, c]; 0 = off
-    # gmmn and mmd-gan: the kernel, its bandwidths σ (gaussian) or shapes α (rational
-    # quadratic), and mmd-gan's embedding size (D's outputs)
-    kernel: str = spec("gaussian", choices=KERNELS)
-    bandwidths: list[float] = spec(list(DEFAULT_BANDWIDTHS), gt=0.0)
-    embedding_dim: int = spec(16, min=1, max=65536)
-    autoencoder_weight: float = spec(0.0, min=0.0)  # mmd-gan: λ of D's decoder; 0 = none
+    """The game the players play."""
+
+    name: str = spec("nonsaturating", choices=OBJECTIVES,
+                     help="the objective (docs/objectives.md)")
+    gp_weight: float = spec(10.0, min=0.0, help="λ of the gradient penalty (wasserstein_gp)")
+    weight_clip: float = spec(0.0, min=0.0,
+                              help="c: D's weights clamped to [−c, c] after each step (0 = off)")
+    kernel: str = spec("gaussian", choices=KERNELS, help="gmmn, mmd-gan: the MMD kernel")
+    bandwidths: list[float] = spec(list(DEFAULT_BANDWIDTHS), gt=0.0,
+                                   help="gmmn, mmd-gan: the kernel's bandwidths σ (gaussian) "
+                                        "or shapes α (rational quadratic)")
+    embedding_dim: int = spec(16, min=1, max=65536,
+                              help="mmd-gan: size of D's embedding (its outputs)")
+    autoencoder_weight: float = spec(0.0, min=0.0,
+                                     help="mmd-gan: λ of the reconstruction term of D's "
+                                          "decoder (0 = no decoder)")
 
 
 @dataclass
 class TricksConfig:
-    """Mode-collapse remedies; each composes with every objective (see README)."""
+    """Mode-collapse remedies; each composes with every objective that has a D."""
 
-    unroll_steps: int = spec(0, min=0, max=100)
-    pack: int = spec(1, min=1, max=64)
-    minibatch_discrimination: int = spec(0, min=0, max=4096)  # kernels B; 0 = off
-    minibatch_kernel_dim: int = spec(5, min=1, max=1024)  # C
-    feature_matching: bool = spec(False)
-    label_smoothing: float = spec(0.0, min=0.0, lt=1.0)  # one-sided: real target 1 − α
-    historical_averaging: float = spec(0.0, min=0.0)  # λ; 0 = off
-    virtual_batch_norm: bool = spec(False)
-    generator_ema: float = spec(0.0, min=0.0, lt=1.0)  # β of the weight average; 0 = off
-    vbn_reference_size: int = spec(64, min=1, max=65536)
+    unroll_steps: int = spec(0, min=0, max=100,
+                             help="unrolled GAN: G's loss reads D after k differentiable "
+                                  "updates (0 = off)")
+    pack: int = spec(1, min=1, max=64, help="PacGAN: D judges packs of m samples (1 = off)")
+    minibatch_discrimination: int = spec(0, min=0, max=4096,
+                                         help="minibatch discrimination kernels B (0 = off)")
+    minibatch_kernel_dim: int = spec(5, min=1, max=1024,
+                                     help="minibatch discrimination: each kernel's size C")
+    feature_matching: bool = spec(False, help="G matches the mean of D's feature layer")
+    label_smoothing: float = spec(0.0, min=0.0, lt=1.0,
+                                  help="one-sided label smoothing: real target 1 − α")
+    historical_averaging: float = spec(0.0, min=0.0,
+                                       help="λ of ‖θ − mean of past θ‖² for both players "
+                                            "(0 = off)")
+    virtual_batch_norm: bool = spec(False, help="virtual batch norm in G's hidden layers (mlp)")
+    generator_ema: float = spec(0.0, min=0.0, lt=1.0,
+                                help="β of the moving average of G's weights that samples "
+                                     "and evaluation use (0 = off)")
+    vbn_reference_size: int = spec(64, min=1, max=65536,
+                                   help="virtual batch norm: size of the reference batch")
 
 
 @dataclass
 class TrainConfig:
-    steps: int = spec(20000, min=1)
-    batch_size: int = spec(512, min=1, max=1_000_000)
-    d_steps: int = spec(1, min=1, max=100)
-    lr_d: float = spec(1e-4, gt=0.0, max=10.0)
-    lr_g: float = spec(1e-3, gt=0.0, max=10.0)
-    lr_schedule: str = spec("constant", choices=("constant", "linear"))
-    betas_d: list[float] = spec([0.5, 0.999], length=2, min=0.0, lt=1.0)
-    betas_g: list[float] = spec([0.5, 0.999], length=2, min=0.0, lt=1.0)
-    seed: int = spec(0, min=0, max=2**62)  # room for the offsets added to seeds
-    seeds: int = spec(1, min=1, max=1000)  # > 1: seeds seed, seed+1, ... trained together
-    device: str = spec("auto", pattern=r"auto|cpu|cuda(:\d+)?|mps")
-    log_every: int = spec(100, min=1)
-    checkpoint_every: int = spec(1000, min=1)
-    eval_samples: int = spec(2500, min=1, max=10_000_000)
-    snapshot_every: int = spec(0, min=0)  # fixed-z samples for the report's slider; 0 = off
-    compile: bool = spec(False)  # torch.compile both networks
-    precision: str = spec("float32", choices=("float32", "bfloat16"))  # bfloat16: CUDA autocast
-    channels_last: bool = spec(False)  # convolutional networks in channels-last layout (CUDA)
-    on_nan: str = spec("stop", choices=("stop", "rollback"))
-    max_rollbacks: int = spec(3, min=0, max=100)
+    """How training runs."""
+
+    steps: int = spec(20000, min=1, help="G updates")
+    batch_size: int = spec(512, min=1, max=1_000_000, help="samples (packs) per update")
+    d_steps: int = spec(1, min=1, max=100, help="D updates per G update")
+    lr_d: float = spec(1e-4, gt=0.0, max=10.0, help="D's Adam learning rate")
+    lr_g: float = spec(1e-3, gt=0.0, max=10.0, help="G's Adam learning rate")
+    lr_schedule: str = spec("constant", choices=("constant", "linear"),
+                            help="linear: both rates fall to 0 at the last step")
+    betas_d: list[float] = spec([0.5, 0.999], length=2, min=0.0, lt=1.0,
+                                help="D's Adam (β₁, β₂)")
+    betas_g: list[float] = spec([0.5, 0.999], length=2, min=0.0, lt=1.0,
+                                help="G's Adam (β₁, β₂)")
+    seed: int = spec(0, min=0, max=2**62,  # room for the offsets added to seeds
+                     help="seed of the weights, data, noise and evaluation draws")
+    seeds: int = spec(1, min=1, max=1000,
+                      help="> 1: seeds seed, seed+1, ... trained together in one process")
+    device: str = spec("auto", pattern=r"auto|cpu|cuda(:\d+)?|mps",
+                       help="auto: CUDA when present, else the CPU")
+    log_every: int = spec(100, min=1, help="steps between lines of metrics.jsonl")
+    checkpoint_every: int = spec(1000, min=1, help="steps between checkpoints")
+    eval_samples: int = spec(2500, min=1, max=10_000_000,
+                             help="samples the mixture metrics evaluate")
+    snapshot_every: int = spec(0, min=0,
+                               help="steps between fixed-latent samples for the report's "
+                                    "slider (0 = off)")
+    compile: bool = spec(False, help="torch.compile both networks")
+    precision: str = spec("float32", choices=("float32", "bfloat16"),
+                          help="bfloat16: autocast on CUDA")
+    channels_last: bool = spec(False,
+                               help="convolutional networks in channels-last layout (CUDA)")
+    on_nan: str = spec("stop", choices=("stop", "rollback"),
+                       help="on a non-finite loss or weight: stop, or roll back to the last "
+                            "checkpoint with half the learning rate")
+    max_rollbacks: int = spec(3, min=0, max=100, help="rollbacks before stopping")
 
 
 @dataclass
 class AdaGANConfig:
-    """AdaGAN boosting (gankit.variants.adagan): components > 1 turns it on."""
+    """AdaGAN boosting (gankit.adagan): components > 1 turns it on."""
 
-    components: int = spec(1, min=1, max=100)  # T components of train.steps steps each
-    beta: float = spec(0.0, min=0.0, lt=1.0)  # each new component's weight; 0 = 1/t
-    train_points: int = spec(20000, min=2, max=10_000_000)  # mixtures: the reweighted set
-    classifier_steps: int = spec(1000, min=1)  # the data-vs-mixture D behind the weights
+    components: int = spec(1, min=1, max=100,
+                           help="T components of train.steps steps each (1 = off)")
+    beta: float = spec(0.0, min=0.0, lt=1.0, help="each new component's weight (0 = 1/t)")
+    train_points: int = spec(20000, min=2, max=10_000_000,
+                             help="mixtures: size of the reweighted training set")
+    classifier_steps: int = spec(1000, min=1,
+                                 help="steps of the data-vs-mixture D behind the weights")
 
 
 @dataclass
 class InfoGANConfig:
-    """InfoGAN codes (gankit.variants.infogan): any categorical or continuous code turns
-    it on."""
+    """InfoGAN codes (gankit.nets.heads, gankit.losses.info): any categorical or
+    continuous code turns it on."""
 
-    categorical: list[int] = spec([], min=2, max=1000, ints=True)  # K of each code
-    continuous: int = spec(0, min=0, max=64)  # codes uniform on [−1, 1]
-    weight: float = spec(1.0, min=0.0)  # λ of the mutual-information term
-    continuous_weight: float = spec(0.1, min=0.0)  # its continuous codes' share
-    q_width: int = spec(128, min=1, max=65536)  # hidden width of the Q head
-    fixed_std: bool = spec(False)  # continuous codes: Q's Gaussian has unit variance (mean only)
+    categorical: list[int] = spec([], min=2, max=1000, ints=True,
+                                  help="K of each categorical code ([] = none)")
+    continuous: int = spec(0, min=0, max=64, help="continuous codes, uniform on [−1, 1]")
+    weight: float = spec(1.0, min=0.0, help="λ of the mutual-information term")
+    continuous_weight: float = spec(0.1, min=0.0, help="the continuous codes' share of it")
+    q_width: int = spec(128, min=1, max=65536, help="hidden width of the Q head")
+    fixed_std: bool = spec(False,
+                           help="continuous codes: Q's Gaussian has unit variance (mean only)")
 
 
 @dataclass
 class SemiSupervisedConfig:
-    """The (K+1)-class semi-supervised GAN (gankit.variants.semisupervised):
-    labels_per_class > 0 turns it on."""
+    """The (K+1)-class semi-supervised GAN: labels_per_class > 0 turns it on."""
 
-    labels_per_class: int = spec(0, min=0, max=1_000_000)  # 10: 100 labels on 10 classes
-    input_noise: float = spec(0.0, min=0.0)  # σ of Gaussian noise on D's inputs (training)
-    hidden_noise: float = spec(0.0, min=0.0)  # σ of the noise on D's hidden activations
+    labels_per_class: int = spec(0, min=0, max=1_000_000,
+                                 help="labelled examples of each class (0 = off)")
+    input_noise: float = spec(0.0, min=0.0, help="σ of Gaussian noise on D's inputs (training)")
+    hidden_noise: float = spec(0.0, min=0.0,
+                               help="σ of Gaussian noise on D's hidden activations (training)")
 
 
 @dataclass
@@ -182,6 +231,26 @@ class Config:
 
 
 SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)}
+
+# sections whose non-default values are a run's remedies and variants, as titles name them
+DESCRIBED = ("tricks", "infogan", "semisupervised")
+# settings of an option, not options of their own
+SETTINGS = {"minibatch_kernel_dim", "vbn_reference_size", "q_width", "continuous_weight",
+            "input_noise", "hidden_noise", "fixed_std"}
+
+
+def changed_options(cfg: Config) -> list[str]:
+    """The remedies and variants a run turns on, as ``name=value`` (``pack=4``,
+    ``feature_matching``, ``categorical=[25]``): fields of ``DESCRIBED`` sections that
+    differ from their defaults."""
+    out = []
+    for section in DESCRIBED:
+        value, default = getattr(cfg, section), SECTIONS[section]()
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            if f.name not in SETTINGS and v != getattr(default, f.name):
+                out.append(f.name if v is True else f"{f.name}={v}")
+    return out
 
 
 def _number_ok(v: Any, kind: type) -> bool:
@@ -359,5 +428,37 @@ def to_toml(data: dict[str, dict[str, Any]]) -> str:
     for section, values in data.items():
         lines.append(f"[{section}]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _allowed(rules: dict[str, Any]) -> str:
+    if "choices" in rules:
+        return ", ".join(f"`{c}`" for c in rules["choices"])
+    if "pattern" in rules:
+        return f"`{rules['pattern']}`"
+    bounds = [f"{text} {rules[k]}" for k, text in (("min", "≥"), ("gt", ">"), ("max", "≤"),
+                                                   ("lt", "<")) if k in rules]
+    return ("length " + str(rules["length"]) + "; " if "length" in rules else "") + \
+        (" and ".join(bounds) or "any")
+
+
+def reference() -> str:
+    """docs/config.md: every field of the schema with its type, default, allowed values
+    and meaning, generated from the schema itself (``gankit config --reference``)."""
+    lines = ["# Config reference", "",
+             "Generated from the schema in `gankit/config.py` by "
+             "`gankit config --reference > docs/config.md`; a test fails when this file is "
+             "stale. A config is TOML; every field may be set on the command line with "
+             "`--set section.key=value`.", ""]
+    for section, make in SECTIONS.items():
+        cls = make().__class__
+        lines += [f"## [{section}]", "", (cls.__doc__ or "").strip().splitlines()[0], "",
+                  "| field | type | default | allowed | meaning |", "|---|---|---|---|---|"]
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            rules = dict(f.metadata)
+            lines.append(f"| `{f.name}` | {f.type} | `{_toml_value(default)}` | "
+                         f"{_allowed(rules)} | {rules.get('help', '')} |")
         lines.append("")
     return "\n".join(lines)

@@ -35,6 +35,7 @@ from gankit.plots import (
     plot_nearest_neighbours,
     plot_samples,
     plot_traversal,
+    run_title,
 )
 from gankit.training.loop import Trained
 
@@ -91,6 +92,8 @@ def summarize_seeds(per_seed: list[dict]) -> dict:
     mean, stderr = {}, {}
     for k in per_seed[0]:
         values = [m[k] for m in per_seed if m[k] is not None]
+        if any(isinstance(v, list) for v in values):  # per-mode counts: see per_seed
+            continue
         if any(isinstance(v, str) for v in values):  # a label (dataset, classifier)
             mean[k], stderr[k] = values[0] if len(set(values)) == 1 else None, None
             continue
@@ -183,7 +186,7 @@ def finish(cfg: Config, out: str | Path, trained: Trained) -> dict:
         first = seed_cfg.train.seed == cfg.train.seed
         plot_samples(samples, target, d, out / ("samples.png" if first else
                                                 f"samples_seed{seed_cfg.train.seed}.png"),
-                     title=f"{cfg.data.name} · {cfg.objective.name} · seed {seed_cfg.train.seed}")
+                     title=run_title(seed_cfg))
         # (pictures of the first seed)
         metrics.update(variant_metrics(seed_cfg, g, d, out if first else None, baseline=True))
     result = {"metrics": metrics} if len(per_seed) == 1 else \

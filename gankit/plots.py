@@ -13,12 +13,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from gankit.config import Config, changed_options  # noqa: E402
 from gankit.data.mixtures import GaussianMixture  # noqa: E402
 from gankit.io import atomic_write_bytes  # noqa: E402
+from gankit.metrics.modes import WELL_COVERED_SHARE, mode_histogram  # noqa: E402
 
-__all__ = ["save_figure", "plot_limits", "image_grid", "plot_image_grid", "plot_fixed_z",
-           "plot_nearest_neighbours", "plot_samples", "plot_adagan", "plot_traversal",
-           "plot_codes", "plot_losses"]
+__all__ = ["run_title", "save_figure", "plot_limits", "image_grid", "plot_image_grid",
+           "plot_fixed_z", "plot_nearest_neighbours", "plot_samples", "plot_adagan",
+           "plot_traversal", "plot_codes", "plot_losses"]
 
 
 def save_figure(fig, path: str | Path) -> None:
@@ -109,6 +111,50 @@ def _discriminator_map(discriminator, lo: float, hi: float, n: int = 200):
     return torch.sigmoid(logits).reshape(n, n).cpu().numpy()
 
 
+def run_title(cfg: Config, *, seed: int | None = None, correction: str | None = None) -> str:
+    """What a picture shows, in one line: data, objective, remedies, steps, seed, and the
+    correction (``corrected by MH (acceptance 2.5%)``) where there is one."""
+    parts = [cfg.data.name, cfg.objective.name]
+    if cfg.adagan.components > 1:
+        parts[1] = f"AdaGAN {cfg.adagan.components} × {cfg.objective.name}"
+    parts += changed_options(cfg)
+    parts += [f"{cfg.train.steps} steps", f"seed {cfg.train.seed if seed is None else seed}"]
+    if correction:
+        parts.append(correction)
+    return " · ".join(parts)
+
+
+def _mode_panel(ax, counts: np.ndarray, target: GaussianMixture, n: int) -> None:
+    """Samples per mode against the fair share n/K: each mode a square at its mean,
+    coloured by count / fair share and labelled with its count; modes below a quarter of
+    the fair share (not well covered) are outlined in red."""
+    means, fair = target.means.numpy(), n / target.num_modes
+    share = counts / fair
+    lo, hi = plot_limits(target)
+    if target.dim != 2:  # 1-D: bars
+        ax.bar(range(len(counts)), counts, color=plt.cm.viridis(np.clip(share, 0, 1.5) / 1.5))
+        ax.axhline(fair, color="k", lw=0.8, ls="--", label=f"fair share {fair:.0f}")
+        ax.axhline(WELL_COVERED_SHARE * fair, color="red", lw=0.8, ls=":",
+                   label="well covered above")
+        ax.set_xlabel("mode"), ax.set_ylabel("high-quality samples"), ax.legend(fontsize=7)
+        return
+    spacing = float(torch.pdist(target.means).min()) if target.num_modes > 1 else 1.0
+    size = (spacing * 0.8 / (hi - lo) * 4.2 * 72) ** 2  # squares of 80% of the spacing
+    sc = ax.scatter(means[:, 0], means[:, 1], c=share, cmap="viridis", vmin=0, vmax=1.5,
+                    marker="s", s=size, edgecolors=np.where(
+                        share < WELL_COVERED_SHARE, "red", "none"), linewidths=2)
+    for (x, y), c, r in zip(means, counts, share):
+        ax.text(x, y, str(int(c)), ha="center", va="center", fontsize=7,
+                color="white" if r < 0.9 else "black")
+    ax.set_xlim(lo, hi), ax.set_ylim(lo, hi), ax.set_aspect("equal")
+    ax.set_xlabel("x₁"), ax.set_ylabel("x₂")
+    plt.colorbar(sc, ax=ax, fraction=0.046, pad=0.04,
+                 label=f"samples / fair share ({fair:.0f}); red edge: < {WELL_COVERED_SHARE:g}")
+    well = int((share >= WELL_COVERED_SHARE).sum())
+    ax.set_title(f"samples per mode: {int((counts > 0).sum())}/{target.num_modes} covered, "
+                 f"{well} well covered", fontsize=9)
+
+
 @torch.no_grad()
 def plot_samples(
     samples: torch.Tensor,
@@ -119,35 +165,43 @@ def plot_samples(
     title: str = "",
     max_points: int = 2500,
 ) -> None:
-    """Generated points (dots) over the true means (crosses), D(x) as a heat-map behind;
-    for images (n, C, H, W), a grid of the first 64 (or ``max_points``)."""
+    """Mixtures: generated points (dots) over small hollow circles at the true modes, D(x)
+    as a heat-map behind, and beside them the samples each mode holds against its fair
+    share (``_mode_panel``). Images (n, C, H, W): a grid of the first 64 (or
+    ``max_points``)."""
     if samples.ndim == 4:
         plot_image_grid(samples[:min(64, max_points)], path, title)
         return
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, (ax, counts_ax) = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
     lo, hi = plot_limits(target)
     heat = _discriminator_map(discriminator, lo, hi) if target.dim == 2 else None
     if heat is not None:
         im = ax.imshow(heat, origin="lower", extent=(lo, hi, lo, hi), cmap="RdBu_r", vmin=0,
-                       vmax=1, alpha=0.55, interpolation="bilinear")
+                       vmax=1, alpha=0.45, interpolation="bilinear")
         m = getattr(discriminator, "m", 1)
         label = "D(x)" if m == 1 else f"D(x, …, x): a pack of {m} copies of x"
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
     pts = samples[:max_points].float().cpu().numpy()
     means = target.means.numpy()
     if target.dim == 2:
-        ax.scatter(pts[:, 0], pts[:, 1], s=3, c="black", alpha=0.6, label="generated")
-        ax.scatter(means[:, 0], means[:, 1], marker="x", s=40, c="limegreen",
-                   linewidths=1.5, label="true modes")
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, c="black", alpha=0.5, label="generated",
+                   zorder=2)
+        ax.scatter(means[:, 0], means[:, 1], marker="o", s=30, facecolors="none",
+                   edgecolors="limegreen", linewidths=1.2, label="true modes", zorder=3)
         ax.set_xlim(lo, hi), ax.set_ylim(lo, hi), ax.set_aspect("equal")
+        ax.set_xlabel("x₁"), ax.set_ylabel("x₂")
     else:
         ax.hist(pts[:, 0], bins=200, range=(lo, hi), density=True, color="gray",
                 label="generated")
         xs = torch.linspace(lo, hi, 1000, dtype=torch.float64)
         ax.plot(xs.numpy(), target.log_prob(xs[:, None]).exp().numpy(), c="green",
                 label="data density")
+        ax.set_xlabel("x"), ax.set_ylabel("density")
     ax.legend(loc="upper right", fontsize=7)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(f"{len(pts)} samples", fontsize=9)
+    counts, _, _ = mode_histogram(samples[:max_points], target)
+    _mode_panel(counts_ax, counts.numpy(), target, len(pts))
+    fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
 
 

@@ -4,29 +4,23 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from gankit.config import changed_options
 from gankit.data.mixtures import GaussianMixture
 from gankit.io import atomic_write_text, read_snapshots
+from gankit.metrics.describe import direction, format_value, meaning
 from gankit.plots import image_grid, plot_limits, plt
 
-__all__ = ["format_metric", "snapshot_frames", "write_html_report"]
+__all__ = ["snapshot_frames", "write_html_report"]
 
 
 def _img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
-
-
-def format_metric(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def snapshot_frames(run_dir: Path, target: GaussianMixture | None) -> list[tuple[int, str]]:
@@ -38,10 +32,10 @@ def snapshot_frames(run_dir: Path, target: GaussianMixture | None) -> list[tuple
     if samples.ndim == 5:  # images (snapshots, n, C, H, W): one grid per snapshot
         frames = []
         for step, images in zip(steps, samples):
-            fig, ax = plt.subplots(figsize=(3.6, 3.8))
+            fig, ax = plt.subplots(figsize=(5.2, 5.4))
             ax.imshow(image_grid(torch.from_numpy(images)), cmap="gray", vmin=0, vmax=1,
                       interpolation="nearest")
-            ax.set_axis_off(), ax.set_title(f"step {int(step)}", fontsize=9)
+            ax.set_axis_off(), ax.set_title(f"step {int(step)}", fontsize=12)
             frames.append((int(step), _png_base64(fig)))
         return frames
     if samples.ndim != 3 or samples.shape[2] != 2:
@@ -49,22 +43,22 @@ def snapshot_frames(run_dir: Path, target: GaussianMixture | None) -> list[tuple
     lo, hi = plot_limits(target) if target is not None else (samples.min(), samples.max())
     frames = []
     for step, pts in zip(steps, samples):
-        fig, ax = plt.subplots(figsize=(3.6, 3.6))
+        fig, ax = plt.subplots(figsize=(5.2, 5.2))
+        ax.scatter(pts[:, 0], pts[:, 1], s=3, c="black", alpha=0.6, zorder=2)
         if target is not None:
             means = target.means.numpy()
-            ax.scatter(means[:, 0], means[:, 1], marker="x", s=30, c="limegreen")
-        ax.scatter(pts[:, 0], pts[:, 1], s=3, c="black", alpha=0.6)
+            ax.scatter(means[:, 0], means[:, 1], marker="o", s=30, facecolors="none",
+                       edgecolors="limegreen", linewidths=1.2, zorder=3)
         ax.set_xlim(lo, hi), ax.set_ylim(lo, hi), ax.set_aspect("equal")
-        ax.set_title(f"step {int(step)}", fontsize=9)
+        ax.set_xlabel("x₁"), ax.set_ylabel("x₂")
+        ax.set_title(f"step {int(step)}", fontsize=12)
         frames.append((int(step), _png_base64(fig)))
     return frames
 
 
 def _png_base64(fig) -> str:
-    import io as _io
-
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
@@ -74,45 +68,103 @@ PICTURES = ("samples.png", "losses.png", "fixed_z.png", "neighbours.png", "adaga
 
 
 def _slider(index: int, frames: list[tuple[int, str]]) -> str:
-    """Frames stacked as hidden <img>s and a range input that shows one at a time."""
+    """Frames stacked as hidden <img>s, a range input that shows one at a time and the
+    step of the one shown."""
+    last = len(frames) - 1
     imgs = "".join(
-        f'<img class="f{index}" src="data:image/png;base64,{b64}" alt="step {step}" '
-        f'style="display:{"inline" if i == len(frames) - 1 else "none"}">'
+        f'<img class="frame" data-step="{step}" src="data:image/png;base64,{b64}" '
+        f'alt="samples at step {step}"{"" if i == last else " hidden"}>'
         for i, (step, b64) in enumerate(frames))
-    return (f"<div><p>training, from fixed latents: <input type=range min=0 "
-            f"max={len(frames) - 1} value={len(frames) - 1} oninput=\"document."
-            f"querySelectorAll('.f{index}').forEach((e, i) => e.style.display = "
-            f"i == this.value ? 'inline' : 'none')\"></p>{imgs}</div>")
+    return (f'<div class="slider" id="slider{index}"><label>training, from fixed latents: '
+            f'<input type="range" min="0" max="{last}" value="{last}"></label> '
+            f'<span class="step">step {frames[-1][0]}</span><div>{imgs}</div></div>')
+
+
+SCRIPT = """
+for (const box of document.querySelectorAll('.slider')) {
+  const input = box.querySelector('input'), label = box.querySelector('.step');
+  const frames = box.querySelectorAll('img.frame');
+  input.addEventListener('input', () => {
+    frames.forEach((img, i) => { img.hidden = i != input.value; });
+    label.textContent = 'step ' + frames[input.value].dataset.step;
+  });
+}
+"""
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; max-width: 100%; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.05em; margin: 0.3em 0; word-break: break-all; }
+.table { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; font-size: 0.85em; }
+td, th { border: 1px solid #ccc; padding: 3px 7px; text-align: right; white-space: nowrap; }
+td.text, th.text { text-align: left; }
+tr.floor td { background: #f3f3f3; font-style: italic; }
+th[title] { cursor: help; text-decoration: underline dotted; }
+.runs { display: grid; gap: 1em; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); }
+.runs section { border: 1px solid #ddd; padding: 0.6em; min-width: 0; }
+.runs img { max-width: 100%; height: auto; display: block; margin: 4px 0; }
+.slider img { width: 420px; max-width: 100%; }
+img[hidden] { display: none !important; }
+.step { font-weight: bold; }
+dl { font-size: 0.85em; columns: 2; } dt { font-weight: bold; } dd { margin: 0 0 0.3em 1em; }
+"""
+
+
+def _config_cells(cfg) -> list[str]:
+    if cfg is None:
+        return ["—"] * 4
+    return [cfg.objective.name, ", ".join(changed_options(cfg)) or "—",
+            str(cfg.train.steps), str(cfg.train.seeds)]
 
 
 def write_html_report(
     run_dirs: list[Path],
     summaries: list[dict],
     path: str | Path,
-    targets: list[GaussianMixture | None] | None = None,
+    *,
+    targets: list | None = None,
+    configs: list | None = None,
+    floors: dict[str, dict] | None = None,
 ) -> None:
-    """One self-contained HTML page: a metric table and each run's pictures side by side,
-    with a slider over the training snapshots of 2-D runs."""
+    """One self-contained HTML page: a metric table (a row per run with its objective,
+    remedies, steps and seeds; each metric's direction, its meaning on hover and in the
+    legend; for image data the real-data floor rows), then the runs side by side, each
+    with its pictures and a slider over its training snapshots."""
+    configs = configs or [None] * len(run_dirs)
     keys: list[str] = []
     for s in summaries:
-        keys += [k for k in s.get("metrics", {}) if k not in keys]
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-    rows = "".join(
-        f"<tr><td>{html.escape(str(d))}</td>"
-        + "".join(f"<td>{html.escape(format_metric(s['metrics'].get(k)))}</td>" for k in keys)
-        + "</tr>"
-        for d, s in zip(run_dirs, summaries)
-    )
+        keys += [k for k, v in s.get("metrics", {}).items()
+                 if k not in keys and not isinstance(v, (list, str))]
+    head = "".join(f'<th title="{html.escape(meaning(k))}">{html.escape(k)} '
+                   f'{direction(k)}</th>' for k in keys)
+    config_head = "".join(f'<th class="text">{h}</th>'
+                          for h in ("objective", "remedies", "steps", "seeds"))
+
+    def row(name: str, metrics: dict, stderr: dict, cells: list[str], cls: str = "") -> str:
+        return (f'<tr class="{cls}"><td class="text">{html.escape(name)}</td>'
+                + "".join(f'<td class="text">{html.escape(c)}</td>' for c in cells)
+                + "".join(f"<td>{html.escape(format_value(k, metrics.get(k), stderr.get(k)))}"
+                          "</td>" for k in keys) + "</tr>")
+
+    rows = "".join(row(str(d), s.get("metrics", {}), s.get("metrics_stderr") or {},
+                       _config_cells(c)) for d, s, c in zip(run_dirs, summaries, configs))
+    rows += "".join(row(f"real-data floor: {name}", m, {}, ["held-out vs train", "", "", ""],
+                        "floor") for name, m in (floors or {}).items())
+    legend = "".join(f"<dt>{html.escape(k)} {direction(k)}</dt>"
+                     f"<dd>{html.escape(meaning(k))}</dd>" for k in keys if meaning(k))
     cards = ""
     for i, d in enumerate(run_dirs):
         imgs = "".join(_img(d / n) for n in PICTURES if (d / n).exists())
         frames = snapshot_frames(d, targets[i] if targets else None)
         slider = _slider(i, frames) if frames else ""
         cards += f"<section><h2>{html.escape(str(d))}</h2>{imgs}{slider}</section>"
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>gankit report</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}img{{max-width:100%;margin:4px}}
-section{{margin-top:1.5em}}</style></head><body><h1>gankit report</h1>
-<table><tr><th>run</th>{head}</tr>{rows}</table>{cards}</body></html>
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>gankit report</title><style>{STYLE}</style></head><body><h1>gankit report</h1>
+<div class="table"><table>
+<tr><th class="text">run</th>{config_head}{head}</tr>{rows}</table></div>
+<p>↑ higher is better, ↓ lower is better; hover a column for its meaning.</p>
+<dl>{legend}</dl>
+<div class="runs">{cards}</div>
+<script>{SCRIPT}</script></body></html>
 """
     atomic_write_text(path, page)

@@ -122,8 +122,8 @@ def test_report_of_two_runs_with_training_slider(tmp_path, tiny, capsys):
                        str(tmp_path / "r.html"))
     assert code == 0
     page = (tmp_path / "r.html").read_text()
-    assert page.count('class="f0"') == 3 and page.count('class="f1"') == 3
-    assert page.count("<tr>") == 3 and "high_quality" in page
+    assert page.count('class="slider"') == 2 and page.count('class="frame"') == 6
+    assert page.count("<tr") == 3 and "high_quality" in page and "pack=2" in page
     code, _, err = run(capsys, "report", str(tmp_path / "nope"))
     assert code == 2 and "no summary.json" in one_error_line(err)
 
@@ -142,3 +142,52 @@ def test_snapshots_survive_resume(tmp_path, tiny):
     assert s1.tolist() == s2.tolist() == [5, 10, 15, 20, 25, 30]
     assert (x1 == x2).all()
     assert oct((tmp_path / "full" / "checkpoint.pt").stat().st_mode & 0o777) != "0o600"
+
+
+def test_eval_is_a_table_with_directions_and_meanings(tmp_path, tiny, capsys):
+    sets = [a for s in tiny for a in ("--set", s)]
+    assert run(capsys, "train", "configs/grid25-nonsaturating.toml", "--out",
+               str(tmp_path / "r"), "--no-progress", *sets)[0] == 0
+    code, out, _ = run(capsys, "eval", str(tmp_path / "r"))
+    assert code == 0
+    rows = {line.split()[0]: line for line in out.splitlines()[2:] if line.startswith("  ")}
+    assert "↑" in rows["modes"] and "the papers' count" in rows["modes"]
+    assert "↑" in rows["well_covered_modes"] and "↓" in rows["reverse_kl"]
+    # a tiny GAN is far from grid25: its MMD p-value is at the permutation test's floor
+    assert "≤ 1/201 (floor)" in rows["mmd_p"]
+    assert "higher is better" in out
+
+
+def test_progress_without_a_terminal_is_a_line_every_5_percent(tmp_path):
+    cfg = tmp_path / "ring.toml"
+    cfg.write_text('[data]\nname = "ring8"\n[train]\nsteps = 200\nlog_every = 10\n'
+                   'batch_size = 32\neval_samples = 200\ndevice = "cpu"\n')
+    r = subprocess.run([sys.executable, "-m", "gankit", "train", str(cfg), "--out",
+                        str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("step ")]
+    assert [ln.split()[1] for ln in lines] == [f"{s}/200" for s in range(10, 201, 10)]
+    assert "steps/s" in lines[0] and "left" in lines[0] and "loss_d" in lines[0]
+
+
+def test_demo_runs_again_into_a_fresh_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    fast = ["--set", "train.steps=20", "--set", "train.snapshot_every=10", "--set",
+            "train.eval_samples=200", "--set", "model.g_width=16", "--set", "model.d_width=16"]
+    assert run(capsys, "demo", *fast)[0] == 0
+    code, out, _ = run(capsys, "demo", *fast)
+    assert code == 0 and (tmp_path / "gankit-demo-2" / "report.html").exists()
+    assert "open gankit-demo-2/report.html" in out
+    code, _, err = run(capsys, "demo", "--out", "gankit-demo", *fast)  # an explicit folder
+    assert code == 2 and "--resume" in one_error_line(err)
+    assert run(capsys, "demo", "--out", "gankit-demo", "--resume", *fast)[0] == 0
+
+
+def test_config_reference_in_docs_is_fresh():
+    from pathlib import Path
+
+    from gankit.config import reference
+
+    doc = Path(__file__).parent.parent / "docs" / "config.md"
+    assert doc.read_text(encoding="utf-8") == reference() + "\n", \
+        "docs/config.md is stale: run  gankit config --reference > docs/config.md"

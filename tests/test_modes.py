@@ -69,3 +69,30 @@ def test_mixture_mmd_tells_a_shifted_model_from_the_data():
     shifted = mixture_mmd(ring.sample(1000, g) + 0.05, ring, seed=5)
     assert same["mmd_p"] > 0.05 and shifted["mmd_p"] < 0.01
     assert shifted["mmd2"] > 10 * abs(same["mmd2"])
+
+
+def test_well_covered_modes_needs_a_quarter_of_the_fair_share():
+    from gankit.data.mixtures import mixture
+    from gankit.metrics.modes import mode_metrics
+
+    grid = mixture("grid25")
+    g = torch.Generator().manual_seed(0)
+    # 24 modes with 100 samples each, one with 10: the papers' count says 25 covered
+    per_mode = [100] * 24 + [10]
+    x = torch.cat([grid.means[k] + 0.01 * torch.randn(n, 2, generator=g)
+                   for k, n in enumerate(per_mode)])
+    m = mode_metrics(x, grid)
+    assert m["modes"] == 25 and m["well_covered_modes"] == 24  # 10 < 2410/25/4 ≈ 24.1
+    assert m["mode_counts"] == per_mode
+    x = torch.cat([x, grid.means[24] + 0.01 * torch.randn(15, 2, generator=g)])  # 25 there
+    assert mode_metrics(x, grid)["well_covered_modes"] == 25  # 25 ≥ 2425/25/4 ≈ 24.25
+
+
+def test_formatted_values_say_what_a_reader_needs():
+    from gankit.metrics.describe import direction, format_value
+
+    assert format_value("mmd_p", 1 / 201) == "≤ 1/201 (floor)"
+    assert format_value("mmd_p", 3 / 201) == f"{3 / 201:.4g}"
+    assert format_value("reverse_kl", None) == "—"
+    assert format_value("modes", 24.5, 0.17) == "24.5 ± 0.17"
+    assert direction("fd") == "↓" and direction("precision") == "↑"

@@ -7,10 +7,12 @@ import torch
 from gankit.losses.mmd import gaussian_kernel, mmd_test
 
 Tensor = torch.Tensor
-__all__ = ["mixture_mmd"]
+__all__ = ["mixture_mmd", "PERMUTATIONS"]
+
+PERMUTATIONS = 200  # of the permutation test: the smallest p-value is 1/201
 
 
-def mixture_mmd(samples: Tensor, target, n: int = 1000, permutations: int = 200,
+def mixture_mmd(samples: Tensor, target, n: int = 1000, permutations: int = PERMUTATIONS,
                 seed: int = 0) -> dict[str, float]:
     """``mmd2`` and its permutation-test p-value ``mmd_p`` between the first n of
     ``samples`` and n fresh draws from the mixture ``target`` (drawn from ``seed``), with

@@ -156,6 +156,9 @@ def train_loop(run: Run, *, progress: bool = True, stop_after: int | None = None
     wall0 = time.perf_counter() - state.elapsed  # wall time counts every chunk of a run
     bar = tqdm(total=t.steps, initial=state.step, desc="train", dynamic_ncols=True,
                disable=not (progress and run.world.main) or None)
+    # without a terminal tqdm is off: a line on stderr every ~5% of the run instead
+    lines = ProgressLines(t, state.step) if progress and run.world.main and bar.disable \
+        else None
     while state.step < t.steps:
         state.step += 1
         step, stats = state.step, {}
@@ -183,7 +186,9 @@ def train_loop(run: Run, *, progress: bool = True, stop_after: int | None = None
         if (logging or checkpointing) and rolled_back(run, checkpointing, bar):
             continue
         if logging:
-            log_step(run, stats, time.perf_counter() - wall0, bar)
+            record = log_step(run, stats, time.perf_counter() - wall0, bar)
+            if lines is not None:
+                lines.report(record)
         if run.snapshots is not None and step % t.snapshot_every == 0:
             snapshot(run)
         if checkpointing:
@@ -236,12 +241,39 @@ def rolled_back(run: Run, checkpointing: bool, bar) -> bool:
     return False
 
 
-def log_step(run: Run, stats: dict, wall_time: float, bar) -> None:
+def log_step(run: Run, stats: dict, wall_time: float, bar) -> dict:
     stats = distributed.mean_over_ranks(stats, run.world)
     record = {"step": run.state.step, **{k: float(v) for k, v in stats.items()},
               "wall_time": wall_time}
     run.log.write(record)
     bar.set_postfix({k: f"{record[k]:.3f}" for k in ("loss_d", "loss_g") if k in record})
+    return record
+
+
+class ProgressLines:
+    """Progress as plain lines on stderr (when stderr is not a terminal): step, losses,
+    steps per second and time left, at logging steps about every 5% of the run."""
+
+    def __init__(self, t, start_step: int) -> None:
+        self.steps, self.start = t.steps, (start_step, time.perf_counter())
+        self.every = t.log_every * max(1, round(t.steps / 20 / t.log_every))
+
+    def report(self, record: dict) -> None:
+        step = record["step"]
+        if step % self.every and step != self.steps:
+            return
+        rate = (step - self.start[0]) / max(time.perf_counter() - self.start[1], 1e-9)
+        left = (self.steps - step) / rate if rate > 0 else float("inf")
+        losses = " · ".join(f"{k} {record[k]:.4g}" for k in ("loss_d", "loss_g") if k in record)
+        print(f"step {step}/{self.steps} · {losses} · {rate:.1f} steps/s · "
+              f"{_duration(left)} left", file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "?"
+    minutes, s = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {s:02d} s" if minutes else f"{s} s"
 
 
 def snapshot(run: Run) -> None:

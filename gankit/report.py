@@ -96,6 +96,7 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.05em; margin: 0.3em 0; word-break: br
 .table { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; font-size: 0.85em; }
 td, th { border: 1px solid #ccc; padding: 3px 7px; text-align: right; white-space: nowrap; }
+th { white-space: normal; vertical-align: bottom; }
 td.text, th.text { text-align: left; }
 tr.floor td { background: #f3f3f3; font-style: italic; }
 th[title] { cursor: help; text-decoration: underline dotted; }
@@ -105,7 +106,8 @@ th[title] { cursor: help; text-decoration: underline dotted; }
 .slider img { width: 420px; max-width: 100%; }
 img[hidden] { display: none !important; }
 .step { font-weight: bold; }
-dl { font-size: 0.85em; columns: 2; } dt { font-weight: bold; } dd { margin: 0 0 0.3em 1em; }
+dl { font-size: 0.85em; columns: 2; } dl div { break-inside: avoid; }
+dt { font-weight: bold; } dd { margin: 0 0 0.3em 1em; }
 """
 
 
@@ -134,8 +136,10 @@ def write_html_report(
     for s in summaries:
         keys += [k for k, v in s.get("metrics", {}).items()
                  if k not in keys and not isinstance(v, (list, str))]
-    head = "".join(f'<th title="{html.escape(meaning(k))}">{html.escape(k)} '
-                   f'{direction(k)}</th>' for k in keys)
+    # (names break after their underscores, so wide tables stay narrow)
+    head = "".join(f'<th title="{html.escape(meaning(k))}">'
+                   f'{html.escape(k).replace("_", "_<wbr>")}&nbsp;{direction(k)}</th>'
+                   for k in keys)
     config_head = "".join(f'<th class="text">{h}</th>'
                           for h in ("objective", "remedies", "steps", "seeds"))
 
@@ -149,8 +153,8 @@ def write_html_report(
                        _config_cells(c)) for d, s, c in zip(run_dirs, summaries, configs))
     rows += "".join(row(f"real-data floor: {name}", m, {}, ["held-out vs train", "", "", ""],
                         "floor") for name, m in (floors or {}).items())
-    legend = "".join(f"<dt>{html.escape(k)} {direction(k)}</dt>"
-                     f"<dd>{html.escape(meaning(k))}</dd>" for k in keys if meaning(k))
+    legend = "".join(f"<div><dt>{html.escape(k)} {direction(k)}</dt>"
+                     f"<dd>{html.escape(meaning(k))}</dd></div>" for k in keys if meaning(k))
     cards = ""
     for i, d in enumerate(run_dirs):
         imgs = "".join(_img(d / n) for n in PICTURES if (d / n).exists())

@@ -153,8 +153,9 @@ def metric_row(per_seed: list[dict]) -> dict:
 
     m = summarize_seeds(per_seed)
     mean, se = m["metrics"], m.get("metrics_stderr", {})
-    return {k: v for key in ("modes", "high_quality", "reverse_kl")
-            for k, v in ((key, mean[key]), (key + "_se", se.get(key)))}
+    # (.get: a run evaluated before well_covered_modes existed has none)
+    return {k: v for key in ("modes", "well_covered_modes", "high_quality", "reverse_kl")
+            for k, v in ((key, mean.get(key)), (key + "_se", se.get(key)))}
 
 
 def corrected_metrics(run: Path, method: str, refit_steps: int = 0, refit_fourier: int = 0,
@@ -192,9 +193,8 @@ def adagan_table(dataset: str = "grid25", seeds: int = 10, *, components: int = 
         m = summarize_seeds(per_seed)
         mean, se = m["metrics"], m["metrics_stderr"]
         return {"method": method, "steps": total_steps, "seeds": seeds,
-                **{k: mean[k] for k in ("modes", "high_quality", "reverse_kl", "coverage")},
-                **{f"{k}_se": se[k] for k in ("modes", "high_quality", "reverse_kl",
-                                              "coverage")},
+                **{k: mean.get(k) for k in COLUMN_KEYS},
+                **{f"{k}_se": se.get(k) for k in COLUMN_KEYS},
                 "seconds_per_seed": seconds / seeds, "seconds_total": seconds,
                 "per_seed": per_seed}
 
@@ -224,9 +224,11 @@ def adagan_table(dataset: str = "grid25", seeds: int = 10, *, components: int = 
 
 # (header, key, format, scale, width) of the metric columns of the tables
 METRIC_COLUMNS = [("modes", "modes", ".1f", 1, 13),
+                  ("well covered", "well_covered_modes", ".1f", 1, 13),
                   ("high quality %", "high_quality", ".1f", 100, 15),
                   ("reverse KL", "reverse_kl", ".3f", 1, 15)]
 COVERAGE_COLUMN = ("coverage C %", "coverage", ".1f", 100, 13)
+COLUMN_KEYS = [key for _, key, *_ in METRIC_COLUMNS + [COVERAGE_COLUMN]]
 
 
 def _pm(mean, se, fmt: str, scale: float = 1.0) -> str:
@@ -240,7 +242,7 @@ def _method_rows(rows: list[dict], width: int, columns: list[tuple]) -> list[str
     lines = [f"{'method':<{width}} {'steps':>6} " + " ".join(f"{h:>{w}}" for h, *_, w in columns)
              + f" {'s/seed':>7}"]
     for row in rows:
-        cells = " ".join(f"{_pm(row[k], row[k + '_se'], f, scale):>{w}}"
+        cells = " ".join(f"{_pm(row.get(k), row.get(k + '_se'), f, scale):>{w}}"
                          for _, k, f, scale, w in columns)
         lines.append(f"{row['method']:<{width}} {row['steps']:>6} {cells} "
                      f"{row['seconds_per_seed']:>7.1f}")
@@ -262,7 +264,8 @@ def format_modes(r: dict) -> str:
              f"({_threads(r)}, torch {r['torch']}) · mean ± standard error",
              *_method_rows(r["rows"], 26, METRIC_COLUMNS)]
     for name, modes, hq, rkl in r["published"]:
-        lines.append(f"{name:<26} {'':>6} {modes:>13.1f} {hq:>15.1f} {rkl:>15.2f} {'':>7}")
+        lines.append(f"{name:<26} {'':>6} {modes:>13.1f} {'—':>13} {hq:>15.1f} {rkl:>15.2f} "
+                     f"{'':>7}")
     return "\n".join(lines)
 
 

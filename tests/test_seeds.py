@@ -69,7 +69,10 @@ def test_stacked_seeds_reproduce_single_runs(tmp_path, tiny, extra):
         centre = (lambda out: out - out.mean(0)) if mmd else (lambda out: out)
         torch.testing.assert_close(centre(d(x)), centre(d_ref(x)), atol=1e-3, rtol=0)
         assert summary["per_seed"][i]["seed"] == 5 + i
-        assert summary["per_seed"][i]["metrics"] == pytest.approx(s["metrics"], abs=2e-3)
+        ours, alone = summary["per_seed"][i]["metrics"], dict(s["metrics"])
+        counts = ours.pop("mode_counts"), alone.pop("mode_counts")
+        assert ours == pytest.approx(alone, abs=2e-3)
+        assert sum(abs(a - b) for a, b in zip(*counts)) <= 2  # (a sample near a 3σ edge)
     m = [p["metrics"]["high_quality"] for p in summary["per_seed"]]
     assert summary["metrics"]["high_quality"] == pytest.approx(sum(m) / seeds)
 

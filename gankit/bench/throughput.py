@@ -116,7 +116,7 @@ def toy_mlp():
 
 def dcgan():
     """The 28x28 DCGAN of the benchmark (z 100, width 64) and a pool of stand-in images
-    (timing does not depend on pixel values; the images issue brings real MNIST)."""
+    (timing does not depend on pixel values)."""
     torch.manual_seed(0)
     pool = torch.rand(1024, 1, 28, 28) * 2 - 1
     return (DCGANGenerator(28, 1, 100, 64), DCGANDiscriminator(28, 1, 64),

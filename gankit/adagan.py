@@ -180,8 +180,8 @@ def train_adagan(cfg: Config, out: str | Path, *, resume: bool = False,
         raise GankitError(f"{ckpt_path}: --resume given but no checkpoint to resume from")
     if not resume and out.exists() and any(out.iterdir()):
         raise GankitError(f"{out}: already holds a run; pass --resume or choose another --out")
+    target = build_target(cfg)  # (bad data: one line, nothing written)
     out.mkdir(parents=True, exist_ok=True)
-    target = build_target(cfg)
     points = training_points(cfg, target)
     # per component: its generator's weights, β_t, and the data weights it trained on
     state = {"states": [], "betas": [], "data_weights": [

@@ -19,13 +19,17 @@ from gankit.bench import modes as bench_modes
 from gankit.bench import throughput as bench
 from gankit.build import build_target
 from gankit.config import load_config, reference
-from gankit.data import dataset_spec
 from gankit.errors import GankitError
-from gankit.evaluate import evaluate_generator, sample_metrics, summarize_seeds, variant_metrics
+from gankit.evaluate import (
+    evaluate_generator,
+    real_data_floor_of,
+    sample_metrics,
+    summarize_seeds,
+    variant_metrics,
+)
 from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
 from gankit.io import atomic_write_bytes, write_json
 from gankit.metrics.describe import direction, format_value, meaning
-from gankit.metrics.images import real_data_floor
 from gankit.plots import plot_samples, run_title
 from gankit.report import write_html_report
 from gankit.runs import load_run, train
@@ -162,8 +166,9 @@ def report_runs(run_dirs: list[str | Path], out: Path) -> None:
         cfg = load_config(d / "config.toml")
         configs.append(cfg)
         targets.append(build_target(cfg))
-        if dataset_spec(cfg.data.name).images and cfg.data.name not in floors:
-            floors[cfg.data.name] = real_data_floor(cfg.data.name, cfg.data.root or None)
+        key = cfg.data.path or cfg.data.name  # (the user's data: one floor per file)
+        if key not in floors and (floor := real_data_floor_of(cfg)) is not None:
+            floors[key] = floor
         dirs.append(d)
     if not out.parent.exists():
         raise GankitError(f"--out: directory {str(out.parent)!r} does not exist")
@@ -299,9 +304,9 @@ def cmd_eval(args) -> int:
         result = {"run": args.run_dir, "step": step, **results[0]}
     else:
         result = {"run": args.run_dir, "step": step, **seed_means(results), "per_seed": results}
-    if dataset_spec(cfg.data.name).images:  # what real held-out data scores, beside the run
-
-        result["floor"] = real_data_floor(cfg.data.name, cfg.data.root or None)
+    floor = real_data_floor_of(cfg)  # what real held-out data scores, beside the run
+    if floor is not None:
+        result["floor"] = floor
     if args.json:
         print(json.dumps(result))
         return 0

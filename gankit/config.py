@@ -52,6 +52,18 @@ class DataConfig:
     root: str = spec("", help="mnist: the directory holding the IDX files (\"\" = none)")
     source: str = spec("mnist5k", choices=("mnist5k", "mnist"),
                        help="stacked-mnist: the set its digits come from")
+    path: str = spec("", help="points: an .npy/.npz/.csv of (N, d) numbers; images: a folder "
+                              "of PNG/JPEG files (a sub-folder per class) or an .npy/.npz array")
+    test_fraction: float = spec(0.2, min=0.0, lt=1.0,
+                                help="points, images: share held out for evaluation (fixed "
+                                     "split, seed 0)")
+    features: str = spec("", help="images: a TorchScript file mapping images to the "
+                                  "features the metrics use (\"\" = a fixed random CNN)")
+    means: list[list[float]] = spec([], help="mixture: the K component means (vectors)")
+    stds: list[float] = spec([], gt=0.0, empty=True,
+                             help="mixture: one σ for every component, or one per component")
+    weights: list[float] = spec([], min=0.0, empty=True,
+                                help="mixture: the K component weights ([] = uniform)")
 
 
 @dataclass
@@ -292,15 +304,25 @@ def _check_string(where: str, value: Any, rules: dict[str, Any]) -> str | None:
 def _check_list(where: str, value: Any, rules: dict[str, Any]) -> str | None:
     n, kind = rules.get("length"), int if rules.get("ints") else float
     what = "integers" if kind is int else "numbers"
-    # a list of integers may be empty (no codes); one of numbers has one or more
+    # a list of integers may be empty (no codes); one of numbers has one or more unless
+    # the field allows none
     if not isinstance(value, list) or (n is not None and len(value) != n) \
-            or (not value and kind is float):
+            or (not value and kind is float and not rules.get("empty")):
         size = n or ("" if kind is int else "one or more")
         return f"{where}: expected a list of {size} {what}, got {value!r}".replace("  ", " ")
     for v in value:
         if not _number_ok(v, kind) or _range_problem(v, rules):
             return f"{where}: expected {what} {_range_problem(v, rules) or 'finite'}, " \
                    f"got {value!r}"
+    return None
+
+
+def _check_vectors(where: str, value: Any) -> str | None:
+    """A list of equal-length lists of finite numbers (possibly empty)."""
+    if not isinstance(value, list) or not all(isinstance(v, list) and v for v in value) \
+            or len({len(v) for v in value}) > 1 \
+            or not all(_number_ok(x, float) for v in value for x in v):
+        return f"{where}: expected a list of equal-length lists of numbers, got {value!r}"
     return None
 
 
@@ -314,6 +336,8 @@ def _check_value(where: str, value: Any, ftype: Any, rules: dict[str, Any]) -> s
         return _check_number(where, value, int if tname == "int" else float, rules)
     if tname == "str":
         return _check_string(where, value, rules)
+    if str(ftype) == "list[list[float]]":
+        return _check_vectors(where, value)
     if str(ftype).startswith("list"):
         return _check_list(where, value, rules)
     raise TypeError(f"unsupported field type {ftype!r}")  # a bug in gankit, not user input
@@ -357,7 +381,10 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
             if problem:
                 problems.append(problem)
             else:
-                kwargs[key] = float(value) if f.type in ("float", float) else value
+                kwargs[key] = float(value) if f.type in ("float", float) else \
+                    [float(v) for v in value] if f.type == "list[float]" else \
+                    [[float(x) for x in v] for v in value] if f.type == "list[list[float]]" \
+                    else value
         sections[sname] = cls(**kwargs)
     if problems:
         raise GankitError("\n".join(problems))

@@ -19,14 +19,16 @@ from gankit.build import build_models, build_target
 from gankit.config import Config
 from gankit.data import dataset_spec
 from gankit.data.images import labelled_data
+from gankit.errors import GankitError
 from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
 from gankit.metrics.classifier import load_classifier, predict
-from gankit.metrics.images import eval_samples, image_metrics
+from gankit.metrics.images import eval_samples, image_metrics, real_data_floor
 from gankit.metrics.infogan import info_metrics, traversal
 from gankit.metrics.mmd import mixture_mmd
 from gankit.metrics.modes import coverage, mode_histogram, mode_metrics
 from gankit.metrics.semisupervised import classification_error, train_labelled_only
 from gankit.metrics.stats import mean_and_stderr
+from gankit.metrics.twosample import RandomFeatures, feature_metrics, two_sample_metrics
 from gankit.nets.mlp import sample_latent
 from gankit.plots import (
     plot_codes,
@@ -39,8 +41,8 @@ from gankit.plots import (
 )
 from gankit.training.loop import Trained
 
-__all__ = ["evaluate", "evaluate_generator", "sample_metrics", "summarize_seeds", "variant_metrics",
-           "finish", "SAMPLE_METRICS", "RUN_METRICS"]
+__all__ = ["real_data_floor_of", "evaluate", "evaluate_generator", "sample_metrics",
+           "summarize_seeds", "variant_metrics", "finish", "SAMPLE_METRICS", "RUN_METRICS"]
 
 
 def mixture_sample_metrics(cfg: Config, samples: torch.Tensor, target) -> dict:
@@ -57,18 +59,60 @@ def image_sample_metrics(cfg: Config, samples: torch.Tensor, target) -> dict:
     return image_metrics(samples, cfg.data.name, cfg.data.root or None)
 
 
-# data kind -> (number of samples to evaluate, metrics of those samples)
+def points_sample_metrics(cfg: Config, samples: torch.Tensor, target) -> dict:
+    """The user's vectors: two-sample metrics against the held-out split."""
+    return two_sample_metrics(samples, build_target(cfg, "test").points, seed=cfg.train.seed)
+
+
+def feature_network(cfg: Config, channels: int) -> torch.nn.Module:
+    """``data.features`` (a TorchScript file), or the seeded random CNN."""
+    if not cfg.data.features:
+        return RandomFeatures(channels)
+    path = Path(cfg.data.features).expanduser()
+    try:
+        return torch.jit.load(str(path), map_location="cpu").eval()
+    except (RuntimeError, ValueError, OSError) as e:
+        raise GankitError(f"data.features: {str(path)!r} is not a readable TorchScript file "
+                          f"({str(e).splitlines()[0][:100]})") from None
+
+
+def user_image_metrics(cfg: Config, samples: torch.Tensor, target) -> dict:
+    """The user's images: FD, KID, precision, recall, MMD², C2ST against the held-out
+    split in the features of ``feature_network``."""
+    test = build_target(cfg, "test")
+    features = feature_network(cfg, test.shape[0])
+    return {**feature_metrics(samples.cpu(), test.images, features, seed=cfg.train.seed),
+            "features": cfg.data.features or "random CNN (seed 0)"}
+
+
+# how each kind of data is evaluated (``DatasetSpec.evaluated_as``): (number of samples to
+# draw, metrics of those samples, the real-data floor or None)
 SAMPLE_METRICS: dict[str, tuple[Callable[[Config], int], Callable]] = {
     "mixture": (lambda cfg: cfg.train.eval_samples, mixture_sample_metrics),
     # images: as many as the real-data floor uses (see ``images.eval_samples``)
     "images": (lambda cfg: eval_samples(cfg.data.name, cfg.data.root or None),
                image_sample_metrics),
+    "points": (lambda cfg: cfg.train.eval_samples, points_sample_metrics),
+    "user-images": (lambda cfg: cfg.train.eval_samples, user_image_metrics),
 }
+
+
+def real_data_floor_of(cfg: Config) -> dict | None:
+    """What real data scores: the held-out split against the training split, in the same
+    metrics as the run's samples (None for mixtures, whose metrics need no floor)."""
+    kind = dataset_spec(cfg.data.name).evaluated_as
+    if kind == "images":
+        return real_data_floor(cfg.data.name, cfg.data.root or None)
+    if kind == "points":
+        return points_sample_metrics(cfg, build_target(cfg).points, None)
+    if kind == "user-images":
+        return user_image_metrics(cfg, build_target(cfg).images, None)
+    return None
 
 
 def evaluate_generator(cfg: Config, generator, target=None) -> tuple[dict, torch.Tensor]:
     """Metrics on fixed-seed samples, and the samples."""
-    count, _ = SAMPLE_METRICS[dataset_spec(cfg.data.name).kind]
+    count, _ = SAMPLE_METRICS[dataset_spec(cfg.data.name).evaluated_as]
     samples = generate(cfg, generator, count(cfg), cfg.train.seed + EVAL_SEED_OFFSET)
     return sample_metrics(cfg, samples, target), samples
 
@@ -82,7 +126,7 @@ def evaluate(cfg: Config, generator: torch.nn.Module) -> dict:
 
 def sample_metrics(cfg: Config, samples: torch.Tensor, target=None) -> dict:
     """The metrics that fit the run's data (see ``SAMPLE_METRICS``)."""
-    _, metrics = SAMPLE_METRICS[dataset_spec(cfg.data.name).kind]
+    _, metrics = SAMPLE_METRICS[dataset_spec(cfg.data.name).evaluated_as]
     return metrics(cfg, samples, target)
 
 

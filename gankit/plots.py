@@ -19,7 +19,7 @@ from gankit.io import atomic_write_bytes  # noqa: E402
 from gankit.metrics.modes import WELL_COVERED_SHARE, mode_histogram  # noqa: E402
 
 __all__ = ["run_title", "save_figure", "plot_limits", "image_grid", "plot_image_grid",
-           "plot_fixed_z", "plot_nearest_neighbours", "plot_samples", "plot_adagan",
+           "plot_fixed_z", "plot_nearest_neighbours", "plot_samples", "plot_points", "plot_adagan",
            "plot_traversal", "plot_codes", "plot_losses"]
 
 
@@ -172,6 +172,9 @@ def plot_samples(
     if samples.ndim == 4:
         plot_image_grid(samples[:min(64, max_points)], path, title)
         return
+    if not hasattr(target, "means"):  # the user's vectors: no modes to count
+        plot_points(samples[:max_points], target, discriminator, path, title=title)
+        return
     fig, (ax, counts_ax) = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
     lo, hi = plot_limits(target)
     heat = _discriminator_map(discriminator, lo, hi) if target.dim == 2 else None
@@ -202,6 +205,38 @@ def plot_samples(
     counts, _, _ = mode_histogram(samples[:max_points], target)
     _mode_panel(counts_ax, counts.numpy(), target, len(pts))
     fig.suptitle(title, fontsize=10)
+    save_figure(fig, path)
+
+
+@torch.no_grad()
+def plot_points(samples: torch.Tensor, data, discriminator: torch.nn.Module | None,
+                path: str | Path, *, title: str = "") -> None:
+    """Vectors without known modes: generated points over the training data (the first two
+    coordinates), D(x) behind them for 2-D data."""
+    real = data.points[:len(samples)].float().numpy()
+    pts = samples.float().cpu().numpy()
+    both = np.concatenate([real, pts[np.isfinite(pts).all(1)]])
+    lo, hi = np.quantile(both, [0.001, 0.999], axis=0)
+    pad = 0.1 * (hi - lo) + 1e-6
+    lo, hi = lo - pad, hi + pad
+    fig, ax = plt.subplots(figsize=(6.2, 5), layout="constrained")
+    if data.dim == 2:
+        heat = _discriminator_map(discriminator, float(lo.min()), float(hi.max()))
+        if heat is not None:
+            im = ax.imshow(heat, origin="lower", cmap="RdBu_r", vmin=0, vmax=1, alpha=0.45,
+                           extent=(lo.min(), hi.max(), lo.min(), hi.max()),
+                           interpolation="bilinear")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="D(x)")
+    y = (lambda a: a[:, 1]) if data.dim > 1 else (lambda a: np.zeros(len(a)))
+    ax.scatter(real[:, 0], y(real), s=3, c="tab:green", alpha=0.5, label="training data")
+    ax.scatter(pts[:, 0], y(pts), s=3, c="black", alpha=0.5, label="generated")
+    ax.set_xlim(lo[0], hi[0])
+    if data.dim > 1:
+        ax.set_ylim(lo[1], hi[1])
+    ax.set_xlabel("x₁"), ax.set_ylabel("x₂" if data.dim > 1 else "")
+    ax.legend(loc="upper right", fontsize=7)
+    ax.set_title(title + (f"\n(first 2 of {data.dim} coordinates)" if data.dim > 2 else ""),
+                 fontsize=9)
     save_figure(fig, path)
 
 

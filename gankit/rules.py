@@ -45,6 +45,8 @@ MODEL_OFF = {"d_hidden": 0, "g_hidden": 0, "d_norm": "none"}
 # tricks that act on a discriminator, and their off values
 D_TRICKS = {"pack": 1, "unroll_steps": 0, "minibatch_discrimination": 0,
             "feature_matching": False, "historical_averaging": 0.0}
+USER_DEFAULTS = {"path": "", "test_fraction": 0.2, "features": "", "means": [], "stds": [],
+                 "weights": []}
 VARIANTS = {"infogan": ("infogan.categorical / continuous", lambda c: c.infogan_on),
             "semisupervised": ("semisupervised.labels_per_class", lambda c: c.semisupervised_on)}
 
@@ -139,6 +141,13 @@ RULES: list[Rule] = [
          lambda c: f"{c.objective.name!r} with semisupervised; allowed: "
                    + _names(OBJECTIVES, lambda o: o.log_ratio) + " (D's cost is the "
                    "cross-entropy)"),
+    *[Rule(f"data.{name}", lambda c, n=name: getattr(c.data, n) != USER_DEFAULTS[n]
+           and n not in dataset_spec(c.data.name).user,
+           lambda c, n=name: f"{getattr(c.data, n)!r} is read only by data.name = "
+                             + " or ".join(repr(d) for d, s in DATASETS.items() if n in s.user)
+                             + f", not {c.data.name!r}; allowed here: the default "
+                               f"{USER_DEFAULTS[n]!r}")
+      for name in USER_DEFAULTS],
     Rule("data.root", lambda c: dataset_spec(c.data.name).needs_root and not c.data.root,
          lambda c: f"{c.data.name} needs the directory of its files"),
 ]

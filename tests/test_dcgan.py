@@ -25,9 +25,17 @@ def test_discriminator_verdict_does_not_depend_on_the_batch():
     assert torch.allclose(d(torch.cat([a, b]))[:3], d(a), atol=1e-6)
 
 
-def test_unsupported_size():
-    with pytest.raises(GankitError, match="allowed: 8, 28"):
-        DCGANGenerator(32)
+@pytest.mark.parametrize("size", [(16, 16), (32, 24), (12, 20)])
+def test_any_height_and_width_that_are_multiples_of_4(size):
+    g, d = DCGANGenerator(size, 3, z_dim=8, width=4), DCGANDiscriminator(size, 3, width=4)
+    x = g(torch.randn(5, 8))
+    assert x.shape == (5, 3, *size) and d(x).shape == (5,)
+
+
+@pytest.mark.parametrize("size", [30, (16, 18), 2])
+def test_unsupported_size(size):
+    with pytest.raises(GankitError, match="allowed: height and width multiples of 4"):
+        DCGANGenerator(size)
 
 
 def test_infogan_networks_fully_connected_layer_and_batch_norm():

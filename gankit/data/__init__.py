@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from gankit.data.images import load_images
 from gankit.data.mixtures import PRESETS, GaussianMixture, mixture
+from gankit.data.user import load_points, load_user_images, user_mixture
 from gankit.errors import GankitError
 
 __all__ = ["DATASETS", "DatasetSpec", "GaussianMixture", "dataset_spec", "mixture",
@@ -27,14 +28,20 @@ class DatasetSpec:
     ``sample(n, generator, device)`` and ``shape`` (one sample's)."""
 
     name: str
-    kind: str  # "mixture" | "images"
+    kind: str  # "mixture" | "images" | "points"
     load: Callable
     labels: bool = False  # class labels (semi-supervised GAN)
     needs_root: bool = False  # data.root: the directory of the user's files
+    user: tuple[str, ...] = ()  # the [data] fields the user fills in (path; means, stds)
+    evaluation: str = ""  # its entry in gankit.evaluate.SAMPLE_METRICS (default: kind)
 
     @property
     def images(self) -> bool:
         return self.kind == "images"
+
+    @property
+    def evaluated_as(self) -> str:
+        return self.evaluation or self.kind
 
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -57,3 +64,9 @@ for _name, _labels in (("digits", True), ("mnist5k", True), ("mnist", True),
                        ("stacked-mnist", False)):
     register(DatasetSpec(_name, "images", lambda d, split="train", _n=_name: load_images(
         _n, split, d.root or None, d.source), labels=_labels, needs_root=_name == "mnist"))
+# the user's own data: read from data.path, or a mixture written in the config
+register(DatasetSpec("points", "points", load_points, user=("path", "test_fraction")))
+register(DatasetSpec("images", "images", load_user_images,
+                     user=("path", "test_fraction", "features"),
+                     evaluation="user-images"))
+register(DatasetSpec("mixture", "mixture", user_mixture, user=("means", "stds", "weights")))

@@ -80,17 +80,17 @@ def _mlp_decoder(m, shape: tuple[int, ...], in_dim: int) -> nn.Module:
 
 
 def _dcgan_generator(m, tricks, shape: tuple[int, ...], z_dim: int) -> nn.Module:
-    return DCGANGenerator(shape[-1], shape[0], z_dim, m.g_width, m.z_dist, m.g_hidden)
+    return DCGANGenerator(tuple(shape[1:]), shape[0], z_dim, m.g_width, m.z_dist, m.g_hidden)
 
 
 def _dcgan_discriminator(m, tricks, shape: tuple[int, ...], pack: int, out_dim: int
                          ) -> nn.Module:
-    return DCGANDiscriminator(shape[-1], shape[0] * pack, m.d_width, out_dim, m.d_hidden,
+    return DCGANDiscriminator(tuple(shape[1:]), shape[0] * pack, m.d_width, out_dim, m.d_hidden,
                               m.d_norm == "batch")
 
 
 def _dcgan_decoder(m, shape: tuple[int, ...], in_dim: int) -> nn.Module:
-    return DCGANGenerator(shape[-1], shape[0], in_dim, m.g_width, m.z_dist, m.g_hidden)
+    return DCGANGenerator(tuple(shape[1:]), shape[0], in_dim, m.g_width, m.z_dist, m.g_hidden)
 
 
 register(NetworkSpec("mlp", _mlp_generator, _mlp_discriminator, _mlp_decoder,

@@ -1,10 +1,11 @@
 """DCGAN-style convolutional generator and discriminator (Radford et al. 2016) for small
-images: 8x8 (digits) and 28x28 (MNIST), any number of channels (3 for stacked MNIST).
+images of any height and width that are multiples of 4 (8x8 digits, 28x28 MNIST, 16x16,
+32x24, ...), any number of channels (3 for stacked MNIST or RGB).
 
-G: z → linear to 128·s·s → two stride-2 transposed convolutions (batch norm, ReLU) → tanh.
-D: two stride-2 convolutions (leaky ReLU 0.2) → linear to one logit. s = size / 4 (7 for
-28x28, 2 for 8x8). By default D has no batch norm, so a sample's logit never depends on
-its batch.
+G: z → linear to 128·h·w → two stride-2 transposed convolutions (batch norm, ReLU) → tanh.
+D: two stride-2 convolutions (leaky ReLU 0.2) → linear to one logit. (h, w) = (H/4, W/4)
+((7, 7) for 28x28, (2, 2) for 8x8). By default D has no batch norm, so a sample's logit
+never depends on its batch.
 
 InfoGAN's MNIST networks (Chen et al. 2016, appendix C.1) are these with ``hidden = 1024``:
 a fully connected layer (batch norm, ReLU) before G's projection, one (leaky ReLU) after
@@ -20,24 +21,24 @@ from torch import nn
 from gankit.errors import GankitError
 from gankit.nets.mlp import sample_latent
 
-__all__ = ["SIZES", "DCGANGenerator", "DCGANDiscriminator"]
+__all__ = ["DCGANGenerator", "DCGANDiscriminator"]
 
 
-SIZES = (8, 28)
-
-
-def _base(size: int) -> int:
-    if size not in SIZES:
-        raise GankitError(f"model: DCGAN image size {size} not supported; allowed: 8, 28")
-    return size // 4
+def _base(size: int | tuple[int, int]) -> tuple[int, int]:
+    """(H/4, W/4) of an image size (a square's side, or (H, W))."""
+    h, w = (size, size) if isinstance(size, int) else size
+    if h % 4 or w % 4 or h < 4 or w < 4:
+        raise GankitError(f"model: DCGAN image size {h}x{w} not supported; allowed: height and "
+                          "width multiples of 4 (8x8, 16x16, 28x28, 32x32, ...)")
+    return h // 4, w // 4
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, size: int = 28, channels: int = 1, z_dim: int = 64, width: int = 64,
-                 z_dist: str = "normal", hidden: int = 0) -> None:
+    def __init__(self, size: int | tuple[int, int] = 28, channels: int = 1, z_dim: int = 64,
+                 width: int = 64, z_dist: str = "normal", hidden: int = 0) -> None:
         super().__init__()
         self.z_dim, self.z_dist, self.s, self.width = z_dim, z_dist, _base(size), width
-        projected = 2 * width * self.s * self.s
+        projected = 2 * width * self.s[0] * self.s[1]
         fc = [nn.Linear(z_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU()] if hidden else []
         self.project = nn.Sequential(*fc, nn.Linear(hidden or z_dim, projected),
                                      nn.BatchNorm1d(projected), nn.ReLU())
@@ -46,7 +47,7 @@ class DCGANGenerator(nn.Module):
             nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.project(z).view(-1, 2 * self.width, self.s, self.s)
+        h = self.project(z).view(-1, 2 * self.width, *self.s)
         return self.net(h)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -55,11 +56,11 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, size: int = 28, channels: int = 1, width: int = 64,
+    def __init__(self, size: int | tuple[int, int] = 28, channels: int = 1, width: int = 64,
                  out_dim: int = 1, hidden: int = 0, batch_norm: bool = False) -> None:
         super().__init__()
-        s, self.out_dim = _base(size), out_dim
-        flat = 2 * width * s * s
+        (h, w), self.out_dim = _base(size), out_dim
+        flat = 2 * width * h * w
         fc = [nn.Linear(flat, hidden), *([nn.BatchNorm1d(hidden)] if batch_norm else []),
               nn.LeakyReLU(0.2)] if hidden else []
         self.body = nn.Sequential(

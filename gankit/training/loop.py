@@ -137,6 +137,7 @@ def run_training(
         if problem := distributed.first_problem(problem, world):
             raise GankitError(problem)
         if world.main:
+            build_target(cfg)  # bad data is one line before anything is written
             out.mkdir(parents=True, exist_ok=True)
         with run_lock(out) if world.main else contextlib.nullcontext(), \
                 StopRequested() as stop:
@@ -400,7 +401,9 @@ def start(cfg: Config, out: Path, device: torch.device, world: World, *, resume:
         restore(run)
     run.run_info = {"seed": t.seed, "seeds": list(range(t.seed, t.seed + t.seeds)),
                     "device": str(device), "processes": world.size, "versions": io.versions(),
-                    "command": sys.argv, "resumed_from_step": state.step if resume else None}
+                    "command": sys.argv, "resumed_from_step": state.step if resume else None,
+                    # the user's data: its file's SHA-256 and the held-out split
+                    **({"data": target.info} if hasattr(target, "info") else {})}
     if world.main:
         io.atomic_write_text(out / "config.toml", cfg.to_toml())
         io.write_json(out / "run.json", run.run_info)

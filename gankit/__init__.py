@@ -15,6 +15,7 @@ The registries: ``OBJECTIVES``, ``DATASETS``, ``NETWORKS``; the config rules: ``
 """
 
 from gankit.build import build_models, build_objective, build_players, build_target
+from gankit.callbacks import Callback, JsonlLog, TensorBoard
 from gankit.config import Config, load_config
 from gankit.data import DATASETS, DatasetSpec, GaussianMixture, mixture
 from gankit.errors import GankitError
@@ -27,7 +28,7 @@ from gankit.metrics.modes import coverage, mode_metrics
 from gankit.nets import NETWORKS, NetworkSpec, features
 from gankit.nets.layers import MinibatchDiscrimination, Packed, VirtualBatchNorm
 from gankit.rules import RULES
-from gankit.runs import load_run, train
+from gankit.runs import fit, load_run, train
 from gankit.training import (
     Batch,
     Cost,
@@ -43,7 +44,8 @@ from gankit.version import __version__
 __all__ = [
     "__version__", "GankitError",
     # runs
-    "Config", "load_config", "train", "load_run", "generate", "evaluate", "evaluate_generator",
+    "Config", "load_config", "train", "fit", "load_run", "generate", "evaluate",
+    "evaluate_generator", "Callback", "JsonlLog", "TensorBoard",
     "sample_metrics",
     # building blocks
     "build_target", "build_objective", "build_players", "build_models",

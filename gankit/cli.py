@@ -18,6 +18,7 @@ import numpy as np
 from gankit.bench import modes as bench_modes
 from gankit.bench import throughput as bench
 from gankit.build import build_target
+from gankit.callbacks import TensorBoard
 from gankit.config import load_config, reference
 from gankit.errors import GankitError
 from gankit.evaluate import (
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory (default: runs/<config name>)")
     t.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--tensorboard", metavar="DIR",
+                   help="also write TensorBoard events to DIR (pip install gankit[tensorboard])")
 
     e = sub.add_parser("eval", help="metrics of a trained run")
     e.add_argument("run_dir")
@@ -256,7 +259,9 @@ def cmd_train(args, config_path: str | None, default_out: Path) -> int:
     cfg = load_config(config_path, args.set)
     out = Path(args.out) if args.out else default_out
     resume, progress = getattr(args, "resume", False), not getattr(args, "no_progress", False)
-    summary = train(cfg, out, resume=resume, progress=progress)  # (AdaGAN too)
+    board = getattr(args, "tensorboard", None)
+    callbacks = (TensorBoard(board),) if board else ()
+    summary = train(cfg, out, resume=resume, progress=progress, callbacks=callbacks)
     if summary is None:  # a torchrun rank other than 0: rank 0 reports
         return 0
     seeds = f" · mean ± SE of {cfg.train.seeds} seeds" if cfg.train.seeds > 1 else ""

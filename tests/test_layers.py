@@ -23,6 +23,7 @@ LAYERS = [
     ["training"],  # costs, state, step, tricks, loop, guard, distributed
     ["metrics"],
     ["plots"],
+    ["callbacks"],  # hooks into a run: JSONL, TensorBoard
     ["evaluate"],
     ["sampling"],  # DRS / MH (pure) and their density-ratio fits
     ["adagan"],

@@ -99,3 +99,12 @@ register(NetworkSpec("mlp", _mlp_generator, _mlp_discriminator, _mlp_decoder,
 register(NetworkSpec("dcgan", _dcgan_generator, _dcgan_discriminator, _dcgan_decoder,
                      images_only=True, options=frozenset({"d_hidden", "g_hidden", "d_norm"}),
                      stackable=False))
+
+
+def _user_network(*args, **kwargs) -> nn.Module:
+    raise GankitError("model: 'user' networks are the modules given to gankit.fit; rebuild "
+                      "and resume them from Python with gankit.fit(..., resume=True)")
+
+
+# the user's own modules (gankit.fit): nothing to build, no gankit-specific layers
+register(NetworkSpec("user", _user_network, _user_network, _user_network, stackable=False))

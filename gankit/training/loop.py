@@ -102,6 +102,7 @@ class Run:
     snapshots: io.Snapshots | None
     guard: FiniteGuard
     autocast: contextlib.AbstractContextManager
+    callbacks: tuple = ()  # objects with any of on_step_end, on_log, on_checkpoint
 
     @property
     def checkpoint(self) -> Path:
@@ -110,12 +111,16 @@ class Run:
 
 def run_training(
     cfg: Config, out: str | Path, *, resume: bool = False, progress: bool = True,
-    stop_after: int | None = None, data=None,
+    stop_after: int | None = None, data=None, players: tuple | None = None,
+    callbacks: tuple = (),
 ) -> Trained | None:
     """Train the GAN ``cfg`` describes into run directory ``out`` (no evaluation).
 
     ``data``: what real batches are drawn from (anything with ``sample(n, generator,
-    device)``), if not the config's data (AdaGAN's reweighted training set).
+    device)``), if not the config's data (AdaGAN's reweighted training set). ``players``:
+    the user's own (G, D) instead of the config's networks. ``callbacks``: objects with
+    any of ``on_step_end(run, stats)``, ``on_log(run, record)``, ``on_checkpoint(run,
+    path)`` (see ``gankit.callbacks``).
 
     ``stop_after = s`` checkpoints at step s and returns None, as if the run had been
     stopped there: ``resume=True`` later continues it (training in chunks). SIGINT or
@@ -141,7 +146,8 @@ def run_training(
             out.mkdir(parents=True, exist_ok=True)
         with run_lock(out) if world.main else contextlib.nullcontext(), \
                 StopRequested() as stop:
-            run = start(cfg, out, device, world, resume=resume, data=data)
+            run = start(cfg, out, device, world, resume=resume, data=data, players=players,
+                        callbacks=callbacks)
             trained = train_loop(run, progress=progress, stop_after=stop_after, stop=stop)
         finished = True
         return trained
@@ -180,6 +186,7 @@ def train_loop(run: Run, *, progress: bool = True, stop_after: int | None = None
         run.guard.observe(step, "G", stats["loss_g"])
         if state.ema is not None:
             state.ema.update(state.generator)
+        notify(run, "on_step_end", stats)
         stopping = distributed.any_rank(bool(stop), run.world)  # all ranks stop at one step
         checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) \
             or stopping
@@ -190,10 +197,12 @@ def train_loop(run: Run, *, progress: bool = True, stop_after: int | None = None
             record = log_step(run, stats, time.perf_counter() - wall0, bar)
             if lines is not None:
                 lines.report(record)
+            notify(run, "on_log", record)
         if run.snapshots is not None and step % t.snapshot_every == 0:
             snapshot(run)
         if checkpointing:
             save(run, time.perf_counter() - wall0)
+            notify(run, "on_checkpoint", run.checkpoint)
         bar.update(1)
         if step == stop_after or stopping:
             bar.close()
@@ -205,6 +214,15 @@ def train_loop(run: Run, *, progress: bool = True, stop_after: int | None = None
         return None
     return Trained(state.sampler, state.discriminator, run.target, run.run_info,
                    time.perf_counter() - wall0)
+
+
+def notify(run: Run, event: str, value) -> None:
+    """Call ``event(run, value)`` of every callback that has it (rank 0 only)."""
+    if run.world.main:
+        for callback in run.callbacks:
+            hook = getattr(callback, event, None)
+            if hook is not None:
+                hook(run, value)
 
 
 def set_learning_rates(state: TrainState, t) -> None:
@@ -358,25 +376,27 @@ def batch_sampler(cfg: Config, data, generator: torch.nn.Module, rng: Rng,
 
 
 def start(cfg: Config, out: Path, device: torch.device, world: World, *, resume: bool,
-          data=None) -> Run:
+          data=None, players: tuple | None = None, callbacks: tuple = ()) -> Run:
     """Build everything the loop reads (restoring the checkpoint with ``resume``) and
-    write the run's config.toml and run.json."""
+    write the run's config.toml and run.json. ``players``: the user's own (G, D) instead
+    of the networks the config builds."""
     t, tricks = cfg.train, cfg.tricks
     check_device_options(cfg, device, world)
     target = build_target(cfg)
     labelled = None  # semi-supervised: the labelled examples, class-balanced by seed
     if cfg.semisupervised_on:
         labelled = labelled_data(target, cfg.semisupervised.labels_per_class, t.seed)
-    generator, discriminator = build_players(cfg, target.shape)
+    generator, discriminator = players if players is not None else \
+        build_players(cfg, target.shape)
     generator.to(device), discriminator.to(device)
     if t.channels_last:  # convolution weights in NHWC order; inputs follow them
         generator.to(memory_format=torch.channels_last)
         discriminator.to(memory_format=torch.channels_last)
     # What the steps call: the players themselves, or their DDP wrappers under torchrun,
     # compiled with ``train.compile``.
-    players = tuple(distributed.wrap(m, world, device) for m in (generator, discriminator))
+    stepped = tuple(distributed.wrap(m, world, device) for m in (generator, discriminator))
     if t.compile:
-        players = tuple(torch.compile(m) for m in players)
+        stepped = tuple(torch.compile(m) for m in stepped)
     opt_g, opt_d = make_optimizers(cfg, generator, discriminator)
     objective = build_objective(cfg)
     rng = seed_generators(cfg, device, world.rank)  # all data, noise and GP draws
@@ -387,14 +407,14 @@ def start(cfg: Config, out: Path, device: torch.device, world: World, *, resume:
     state = TrainState(generator, discriminator, opt_g, opt_d, rng, ema, history)
     d_cost = discriminator_cost(cfg, objective, history.get("d")) \
         if objective.adversarial else None
-    run = Run(cfg, out, device, world, state, players, d_cost,
+    run = Run(cfg, out, device, world, state, stepped, d_cost,
               generator_cost(cfg, objective, history.get("g")),
               Unroll(tricks.unroll_steps, opt_d, d_cost) if tricks.unroll_steps else None,
               batch_sampler(cfg, target if data is None else data, generator, rng, device,
                             labelled=labelled),
               target, {}, io.NullLog(), None, FiniteGuard(device),
               torch.autocast(device.type, torch.bfloat16) if t.precision == "bfloat16"
-              else contextlib.nullcontext())
+              else contextlib.nullcontext(), tuple(callbacks))
     if resume:
         if world.main:
             io.remove_stale_temporaries(out)  # we hold the lock: no one else writes

@@ -48,6 +48,7 @@ class JsonlLog(Callback):
     whatever the callbacks)."""
 
     def __init__(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.log = MetricsLog(path)
 
     def on_log(self, run, record: dict) -> None:

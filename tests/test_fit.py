@@ -112,3 +112,18 @@ def test_tensorboard_writer_records_scalars_and_samples(tmp_path):
     assert [e.step for e in events.Scalars("train/loss_d")] == [10, 20]
     assert events.Scalars("eval/modes")[0].value >= 0
     assert [e.step for e in events.Images("samples")] == [10, 20]
+
+
+def test_the_python_example_of_docs_your_data_runs_verbatim(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).parent.parent / "docs" / "your-data.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    code = code.replace("steps=1500", "steps=60")  # (the page's 1,500 steps take ~10 s)
+    namespace: dict = {}
+    exec(compile(code, "docs/your-data.md", "exec"), namespace)
+    assert namespace["x"].shape == (1000, 2)
+    assert (tmp_path / "runs" / "moons" / "generator.ts").exists()
+    assert len((tmp_path / "runs" / "moons-log.jsonl").read_text().splitlines()) == 1

@@ -8,6 +8,7 @@ variant that adds metrics of its own (InfoGAN, the semi-supervised GAN) has an e
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,9 +17,10 @@ import torch
 
 from gankit import io
 from gankit.build import build_models, build_target
-from gankit.config import Config
+from gankit.config import Config, DataConfig
 from gankit.data import dataset_spec
 from gankit.data.images import labelled_data
+from gankit.data.user import load_user_images
 from gankit.errors import GankitError
 from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
 from gankit.metrics.classifier import load_classifier, predict
@@ -28,7 +30,12 @@ from gankit.metrics.mmd import mixture_mmd
 from gankit.metrics.modes import coverage, mode_histogram, mode_metrics
 from gankit.metrics.semisupervised import classification_error, train_labelled_only
 from gankit.metrics.stats import mean_and_stderr
-from gankit.metrics.twosample import RandomFeatures, feature_metrics, two_sample_metrics
+from gankit.metrics.twosample import (
+    RandomFeatures,
+    feature_metrics,
+    train_label_classifier,
+    two_sample_metrics,
+)
 from gankit.nets.mlp import sample_latent
 from gankit.plots import (
     plot_codes,
@@ -64,13 +71,27 @@ def points_sample_metrics(cfg: Config, samples: torch.Tensor, target) -> dict:
     return two_sample_metrics(samples, build_target(cfg, "test").points, seed=cfg.train.seed)
 
 
-def feature_network(cfg: Config, channels: int) -> torch.nn.Module:
-    """``data.features`` (a TorchScript file), or the seeded random CNN."""
+@functools.cache
+def _label_classifier(path: str, test_fraction: float, sha256: str):
+    """(cached per data file) the classifier of the user's labelled images."""
+    data = DataConfig(name="images", path=path, test_fraction=test_fraction)
+    return train_label_classifier(load_user_images(data), load_user_images(data, "test"))
+
+
+def feature_network(cfg: Config, channels: int) -> tuple[torch.nn.Module, str]:
+    """The network whose features the image metrics compare, and its name: ``data.
+    features`` (a TorchScript file); else, when the folder has class sub-folders, a
+    small classifier trained on those labels; else the seeded random CNN."""
+    train = build_target(cfg)
+    if not cfg.data.features and train.num_classes > 1:
+        net = _label_classifier(cfg.data.path, cfg.data.test_fraction, train.info["sha256"])
+        return net, (f"classifier of your {train.num_classes} classes (held-out accuracy "
+                     f"{net.test_accuracy:.3f})")
     if not cfg.data.features:
-        return RandomFeatures(channels)
+        return RandomFeatures(channels), "random CNN (seed 0)"
     path = Path(cfg.data.features).expanduser()
     try:
-        return torch.jit.load(str(path), map_location="cpu").eval()
+        return torch.jit.load(str(path), map_location="cpu").eval(), str(path)
     except (RuntimeError, ValueError, OSError) as e:
         raise GankitError(f"data.features: {str(path)!r} is not a readable TorchScript file "
                           f"({str(e).splitlines()[0][:100]})") from None
@@ -80,9 +101,9 @@ def user_image_metrics(cfg: Config, samples: torch.Tensor, target) -> dict:
     """The user's images: FD, KID, precision, recall, MMD², C2ST against the held-out
     split in the features of ``feature_network``."""
     test = build_target(cfg, "test")
-    features = feature_network(cfg, test.shape[0])
+    features, name = feature_network(cfg, test.shape[0])
     return {**feature_metrics(samples.cpu(), test.images, features, seed=cfg.train.seed),
-            "features": cfg.data.features or "random CNN (seed 0)"}
+            "features": name}
 
 
 # how each kind of data is evaluated (``DatasetSpec.evaluated_as``): (number of samples to

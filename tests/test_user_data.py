@@ -82,7 +82,9 @@ def test_a_folder_of_16x16_rgb_pngs_in_two_class_folders(tmp_path, capsys):
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["data"]["classes"] == ["class0", "class1"] and run["data"]["shape"] == [3, 16, 16]
     m = json.loads((tmp_path / "run" / "summary.json").read_text())["metrics"]
-    assert m["features"].startswith("random CNN") and m["fd"] >= 0 and m["held_out"] == 5
+    # two class folders: the features are those of a classifier of the user's labels
+    assert m["features"].startswith("classifier of your 2 classes") and m["fd"] >= 0
+    assert m["held_out"] == 5
 
 
 def test_an_npz_of_grayscale_images(tmp_path, capsys):
@@ -94,6 +96,8 @@ def test_an_npz_of_grayscale_images(tmp_path, capsys):
     assert code == 0, err
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["data"]["shape"] == [1, 12, 20]
+    m = json.loads((tmp_path / "run" / "summary.json").read_text())["metrics"]
+    assert m["features"] == "random CNN (seed 0)"  # no labels: the fixed random features
 
 
 def bad_inputs(tmp_path):

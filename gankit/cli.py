@@ -234,9 +234,16 @@ def cmd_theory(args) -> int:
 
 def print_metrics(metrics: dict, title: str, stderr: dict | None = None) -> None:
     """A table a person reads: metric, value (± standard error over seeds), which way is
-    better (↑ / ↓) and what it means."""
+    better (↑ / ↓) and what it means; labels (which data, which features) below it."""
     print_table(title, [(k, format_value(k, v, (stderr or {}).get(k)), None)
-                        for k, v in metrics.items() if not isinstance(v, list)])
+                        for k, v in metrics.items() if not isinstance(v, (list, str))])
+    print_labels(metrics)
+
+
+def print_labels(metrics: dict) -> None:
+    for k, v in metrics.items():
+        if isinstance(v, str):
+            print(f"  {k}: {v}")
 
 
 def print_table(title: str, rows: list[tuple[str, str, str | None]]) -> None:
@@ -297,7 +304,8 @@ def cmd_demo(args) -> int:
 
 def print_columns(metrics: dict, floor: dict, title: str) -> None:
     print_table(title, [(k, format_value(k, v), format_value(k, floor.get(k)))
-                        for k, v in metrics.items()])
+                        for k, v in metrics.items() if not isinstance(v, (list, str))])
+    print_labels(metrics)
 
 
 def cmd_eval(args) -> int:

@@ -20,6 +20,7 @@ from gankit.bench import throughput as bench
 from gankit.build import build_target
 from gankit.callbacks import TensorBoard
 from gankit.config import load_config, reference
+from gankit.data import dataset_spec
 from gankit.errors import GankitError
 from gankit.evaluate import (
     evaluate_generator,
@@ -151,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--out", help="directory for theory.png and theory.json")
     th.add_argument("--quick", action="store_true", help="shorter critic training (~15 s)")
     th.add_argument("--seed", type=seed_arg, default=0)
+    th.add_argument("--mixture", metavar="CONFIG",
+                    help="the mixture section on a config's mixture (your data.name = "
+                         "'mixture', or a preset) instead of ring8")
     return p
 
 
@@ -225,7 +229,15 @@ def cmd_theory(args) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise GankitError(f"--out: {str(out)!r} exists and is not a directory")
-    result = run_theory(out, quick=args.quick, seed=args.seed)
+    pair = None
+    if args.mixture:
+        cfg = load_config(args.mixture)
+        if dataset_spec(cfg.data.name).kind != "mixture":
+            raise GankitError(f"--mixture: {args.mixture} has data.name = {cfg.data.name!r}, "
+                              "not a mixture; allowed: data.name = 'mixture' or a preset")
+        pair = (cfg.data.name if cfg.data.name != "mixture" else args.mixture,
+                build_target(cfg))
+    result = run_theory(out, quick=args.quick, seed=args.seed, mixture_pair=pair)
     if out is not None:
         write_json(out / "theory.json", result)
     print(json.dumps(result, indent=2) if args.json else format_theory(result))

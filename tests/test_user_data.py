@@ -160,3 +160,16 @@ def test_fuzzed_files_never_crash(tmp_path_factory, capsys, case):
         return
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert not (tmp / "run").exists()
+
+
+def test_theory_views_on_a_users_mixture(tmp_path, capsys):
+    path = config(tmp_path, '[data]\nname = "mixture"\nmeans = [[0, 0], [3, 0], [0, 3]]\n'
+                            'stds = [0.1, 0.2, 0.1]\n')
+    assert main(["theory", "--quick", "--json", "--mixture", path]) == 0
+    r = json.loads(capsys.readouterr()[0])["ring8"]  # (the mixture section)
+    assert r["p"] == path
+    v = r["max_d_value"]  # a D trained on samples reaches −2 log 2 + 2 JSD of the exact p, q
+    assert abs(v["estimate"] - v["exact"]) < 0.05
+    (tmp_path / "user.toml").write_text('[data]\nname = "points"\npath = "x.npy"\n')
+    assert main(["theory", "--quick", "--mixture", str(tmp_path / "user.toml")]) == 2
+    assert "not a mixture" in capsys.readouterr()[1]

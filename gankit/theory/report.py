@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from gankit import theory as th
 from gankit.data.mixtures import GaussianMixture, mixture
 from gankit.losses.objectives import discriminator_loss, max_likelihood, minimax, nonsaturating
-from gankit.plots import plt, save_figure
+from gankit.plots import plot_limits, plt, save_figure
 
-__all__ = ["LOG4", "one_d_pair", "ring8_pair", "optimal_d_section", "fgan_section",
-           "ml_gradient_section", "run_theory", "plot_theory", "format_theory"]
+__all__ = ["LOG4", "one_d_pair", "ring8_pair", "collapsed_pair", "optimal_d_section",
+           "fgan_section", "ml_gradient_section", "run_theory", "plot_theory", "format_theory"]
 
 
 LOG4 = 2 * math.log(2)
@@ -33,6 +33,17 @@ def ring8_pair() -> tuple[GaussianMixture, GaussianMixture]:
     """p: ring8; q: a partly collapsed generator (same means, wider, uneven weights)."""
     p = mixture("ring8")
     return p, GaussianMixture(p.means, 0.05, [0.3, 0.3, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05])
+
+
+def collapsed_pair(p: GaussianMixture) -> tuple[GaussianMixture, GaussianMixture]:
+    """p: any mixture (yours: ``data.name = "mixture"``); q: a partly collapsed generator
+    as for ring8: the same means, 5× wider, the first quarter of the modes holding 60% of
+    the mass and the rest shared evenly."""
+    k = p.num_modes
+    heavy = max(1, k // 4)
+    weights = [0.6 / heavy] * heavy + [0.4 / max(1, k - heavy)] * (k - heavy) if k > 1 \
+        else [1.0]
+    return p, GaussianMixture(p.means, p.stds * 5, weights)
 
 
 def optimal_d_section(p, q, steps: int, n: int, seed: int) -> tuple[dict, torch.nn.Module]:
@@ -99,13 +110,22 @@ def ml_gradient_section(p, n: int, seed: int, scale: float = 1.5) -> list[dict]:
     return rows
 
 
-def run_theory(out: Path | None = None, quick: bool = False, seed: int = 0) -> dict:
+def run_theory(out: Path | None = None, quick: bool = False, seed: int = 0,
+               mixture_pair: tuple | None = None) -> dict:
+    """The identities on the 1-D pair and on ring8 against a partly collapsed q, or on
+    ``mixture_pair = (name, p)`` (any mixture) against ``collapsed_pair(p)``."""
     steps, n = (800, 20_000) if quick else (3000, 100_000)
     p1, q1 = one_d_pair()
-    p2, q2 = ring8_pair()
+    if mixture_pair is None:
+        p2, q2 = ring8_pair()
+        described = {"p": "ring8", "q": "ring8 means, sigma 0.05, weights "
+                                        "[.3,.3,.1,.1,.05,.05,.05,.05]"}
+    else:
+        p2, q2 = collapsed_pair(mixture_pair[1])
+        described = {"p": mixture_pair[0], "q": "its means, 5x its sigma, 60% of the mass on "
+                                                "the first quarter of the modes"}
     result: dict = {"one_d": {"p": "0.4 N(-1, 0.5^2) + 0.6 N(2, 0.8^2)", "q": "N(0.5, 1.5^2)"},
-                    "ring8": {"p": "ring8", "q": "ring8 means, sigma 0.05, weights "
-                              "[.3,.3,.1,.1,.05,.05,.05,.05]"}}
+                    "ring8": described}
     sec, d1 = optimal_d_section(p1, q1, steps, n, seed)
     result["one_d"].update(sec)
     result["one_d"]["f_gan"] = fgan_section(p1, q1, steps, n, seed)
@@ -137,13 +157,19 @@ def plot_theory(one_d: tuple, ring: tuple, path: Path) -> None:
             label="D* = p/(p+q)")
     ax.plot(xs, learned, c="red", ls="--", label="learned D")
     ax.set_title("1-D: learned D against D*", fontsize=9), ax.legend(fontsize=7)
-    ticks = torch.linspace(-1.3, 1.3, 260, dtype=torch.float64)
+    if p2.dim != 2:  # (a mixture in other dimensions: no map to draw)
+        for ax in axes[1:]:
+            ax.set_axis_off()
+        save_figure(fig, path)
+        return
+    lo, hi = plot_limits(p2)
+    ticks = torch.linspace(lo, hi, 260, dtype=torch.float64)
     xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
     grid = torch.stack([xx.flatten(), yy.flatten()], 1)
     with torch.no_grad():
         maps = [th.optimal_discriminator(p2, q2)(grid), torch.sigmoid(d2(grid.float()).double())]
-    for ax, m, title in zip(axes[1:], maps, ["ring8: D*", "ring8: learned D"]):
-        im = ax.imshow(m.reshape(260, 260).numpy(), origin="lower", extent=(-1.3, 1.3, -1.3, 1.3),
+    for ax, m, title in zip(axes[1:], maps, ["mixture: D*", "mixture: learned D"]):
+        im = ax.imshow(m.reshape(260, 260).numpy(), origin="lower", extent=(lo, hi, lo, hi),
                        cmap="RdBu_r", vmin=0, vmax=1)
         ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.04, label="D(x)")
@@ -158,7 +184,7 @@ def format_theory(r: dict) -> str:
 
     lines = []
     for key, title in (("one_d", "1-D two-Gaussian mixture p vs fixed q"),
-                       ("ring8", "ring8 p vs partly collapsed q (Monte Carlo exact values)")):
+                       ("ring8", "mixture p vs partly collapsed q (Monte Carlo exact values)")):
         s = r[key]
         lines += [f"== {title}", f"   p = {s['p']};  q = {s['q']}",
                   f"   {'':34} {'estimate':>9}{'':10} {'exact':>9}",

@@ -17,7 +17,7 @@ from gankit.losses.mmd import make_kernel
 from gankit.losses.objectives import Objective, get_objective, with_label_smoothing
 from gankit.nets import network_spec
 from gankit.nets.heads import AutoencodingCritic, ClassifierCritic, InfoDiscriminator, InfoGenerator
-from gankit.nets.layers import Packed, features
+from gankit.nets.layers import DiffAugment, Packed, features, spectral_norm_layers
 from gankit.nets.stacked import Stacked
 
 __all__ = ["resolve_device", "build_target", "build_objective", "latent_dim", "build_players",
@@ -99,6 +99,8 @@ def build_models(
     # (also built for a non-adversarial objective, and dropped below: its draws keep the
     # global random stream as every earlier version left it)
     discriminator = d_net.discriminator(m, tricks, data_shape, pack, out_dim)
+    if m.spectral_norm:
+        discriminator = spectral_norm_layers(discriminator)
     if not objective.adversarial:  # a fixed kernel compares the data themselves, flattened
         return generator, nn.Flatten(-len(data_shape))
     if cfg.objective.autoencoder_weight:  # mmd-gan: a decoder from the embedding back to x
@@ -114,5 +116,9 @@ def build_models(
         discriminator = InfoDiscriminator(discriminator, feature_dim, info.categorical,
                                           info.continuous, info.q_width, info.fixed_std,
                                           m.d_norm == "batch")
-    return generator, (Packed(discriminator, pack, len(data_shape)) if pack > 1 else
-                       discriminator)
+    if pack > 1:
+        discriminator = Packed(discriminator, pack, len(data_shape))
+    if tricks.diffaugment:  # the outermost: each image augmented before D packs or reads it
+        discriminator = DiffAugment(discriminator, tricks.diffaugment.split(","),
+                                    seed=cfg.train.seed if seed is None else seed)
+    return generator, discriminator

@@ -90,6 +90,8 @@ class ModelConfig:
     d_norm: str = spec("none", choices=("none", "batch"),
                        help="dcgan: batch norm in D after its second convolution and the "
                             "hidden layer")
+    spectral_norm: bool = spec(False, help="spectral normalisation of every linear and "
+                                           "convolutional layer of D (Miyato et al. 2018)")
 
 
 @dataclass
@@ -107,6 +109,8 @@ class ObjectiveConfig:
                                         "or shapes α (rational quadratic)")
     embedding_dim: int = spec(16, min=1, max=65536,
                               help="mmd-gan: size of D's embedding (its outputs)")
+    r1: float = spec(0.0, min=0.0, help="γ of R1, γ/2·E‖∇D(x)‖² on real data (0 = off)")
+    r2: float = spec(0.0, min=0.0, help="γ of R2, the same on generated data (0 = off)")
     autoencoder_weight: float = spec(0.0, min=0.0,
                                      help="mmd-gan: λ of the reconstruction term of D's "
                                           "decoder (0 = no decoder)")
@@ -134,6 +138,14 @@ class TricksConfig:
     generator_ema: float = spec(0.0, min=0.0, lt=1.0,
                                 help="β of the moving average of G's weights that samples "
                                      "and evaluation use (0 = off)")
+    top_k: float = spec(0.0, min=0.0, max=1.0,
+                        help="top-k training: G learns from the ⌈n·max(top_k_min, γ^(step/"
+                             "1000))⌉ fakes D scores highest; γ here (0 = off)")
+    top_k_min: float = spec(0.5, gt=0.0, max=1.0, help="top-k: the smallest share kept (ν)")
+    diffaugment: str = spec("", pattern=r"((color|translation|cutout)(,(color|translation|"
+                                        r"cutout))*)?",
+                            help="DiffAugment policies applied to every image D sees, e.g. "
+                                 "\"color,translation,cutout\" (\"\" = off)")
     vbn_reference_size: int = spec(64, min=1, max=65536,
                                    help="virtual batch norm: size of the reference batch")
 

@@ -148,6 +148,21 @@ RULES: list[Rule] = [
                              + f", not {c.data.name!r}; allowed here: the default "
                                f"{USER_DEFAULTS[n]!r}")
       for name in USER_DEFAULTS],
+    Rule("tricks.diffaugment", lambda c: c.tricks.diffaugment and not _images(c),
+         lambda c: f"{c.tricks.diffaugment!r} augments images and data.name = "
+                   f"{c.data.name!r} is not; allowed: \"\""),
+    *[Rule(field, lambda c, on=on: on(c) and c.train.seeds > 1,
+           lambda c, f=field: f"{f} keeps per-network state that seeds stacked in one process "
+                              "cannot hold yet; allowed with train.seeds > 1: off")
+      for field, on in (("model.spectral_norm", lambda c: c.model.spectral_norm),
+                        ("tricks.diffaugment", lambda c: bool(c.tricks.diffaugment)))],
+    Rule("tricks.unroll_steps", lambda c: c.tricks.unroll_steps and c.model.spectral_norm,
+         lambda c: f"{c.tricks.unroll_steps} with model.spectral_norm (its power iteration "
+                   "updates state inside D's forward pass); allowed: 0"),
+    Rule("tricks.top_k", lambda c: c.tricks.top_k and (_objective(c).needs_real
+                                                        or c.tricks.feature_matching),
+         lambda c: f"{c.tricks.top_k!r} with {c.objective.name} / feature matching (G's cost "
+                   "then pairs or averages over the whole batch); allowed: 0"),
     Rule("data.root", lambda c: dataset_spec(c.data.name).needs_root and not c.data.root,
          lambda c: f"{c.data.name} needs the directory of its files"),
 ]

@@ -26,7 +26,9 @@ __all__ = ["value", "discriminator_loss", "minimax", "nonsaturating", "max_likel
            "hinge_generator", "wasserstein_critic", "wasserstein_generator", "Objective",
            "FDivergence", "LOG2", "fgan_bound", "fgan_discriminator", "fgan_generator", "gmmn",
            "mmd_gan", "register", "smoothed_discriminator_loss",
-           "smoothed_least_squares_discriminator", "with_label_smoothing", "get_objective"]
+           "smoothed_least_squares_discriminator", "with_label_smoothing", "get_objective",
+           "relativistic_pairing_discriminator", "relativistic_pairing_generator",
+           "relativistic_average_discriminator", "relativistic_average_generator"]
 
 
 Tensor = torch.Tensor
@@ -226,6 +228,32 @@ def mmd_gan(kernel: Kernel) -> Objective:
                      embedding=True, with_kernel=mmd_gan)
 
 
+def relativistic_pairing_discriminator(real: Tensor, fake: Tensor) -> Tensor:
+    """Relativistic pairing GAN (RpGAN) D cost E softplus(−(D(x_r) − D(x_f))), each real
+    paired with one fake: D learns that a real sample is more real than a fake one.
+    Jolicoeur-Martineau (2019), "The relativistic discriminator", eq. 9 with f = softplus;
+    R3GAN's base loss (Huang et al. 2025)."""
+    return F.softplus(fake - real).mean()
+
+
+def relativistic_pairing_generator(fake: Tensor, real: Tensor) -> Tensor:
+    """RpGAN G cost E softplus(−(D(x_f) − D(x_r))): the D cost with the roles swapped."""
+    return F.softplus(real - fake).mean()
+
+
+def relativistic_average_discriminator(real: Tensor, fake: Tensor) -> Tensor:
+    """Relativistic average GAN (RaGAN) D cost E_r softplus(−(D(x_r) − E_f D(x_f))) +
+    E_f softplus(D(x_f) − E_r D(x_r)). Jolicoeur-Martineau (2019), eq. 16. The averages
+    run over the batch dimension (the last), so S stacked seeds keep their own."""
+    return F.softplus(fake.mean(-1, keepdim=True) - real).mean() \
+        + F.softplus(fake - real.mean(-1, keepdim=True)).mean()
+
+
+def relativistic_average_generator(fake: Tensor, real: Tensor) -> Tensor:
+    """RaGAN G cost: the D cost with real and fake swapped."""
+    return relativistic_average_discriminator(fake, real)
+
+
 OBJECTIVES: dict[str, Objective] = {}
 
 
@@ -295,3 +323,8 @@ for _make in (gmmn, mmd_gan):
     register(_make(gaussian_kernel(DEFAULT_BANDWIDTHS)))
 for _name in FGAN:
     register(Objective(f"f-gan:{_name}", fgan_discriminator(_name), fgan_generator(_name)))
+# relativistic: G's cost reads D's outputs on a real batch too (needs_real)
+register(Objective("rpgan", relativistic_pairing_discriminator, relativistic_pairing_generator,
+                   needs_real=True))
+register(Objective("ragan", relativistic_average_discriminator, relativistic_average_generator,
+                   needs_real=True))

@@ -1,5 +1,6 @@
 """Penalties and alternative costs added to a player's cost: the WGAN-GP gradient
-penalty and feature matching. Pure functions of tensors (and a critic to differentiate)."""
+penalty, the zero-centred R1 / R2 penalties and feature matching. Pure functions of
+tensors (and a critic to differentiate)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from gankit.autodiff import double_backward
 from gankit.seeds import per_seed
 
 Tensor = torch.Tensor
-__all__ = ["gradient_penalty", "feature_matching"]
+__all__ = ["gradient_penalty", "feature_matching", "zero_centred_penalty"]
 
 
 def gradient_penalty(
@@ -42,3 +43,16 @@ def feature_matching(real_features: Tensor, fake_features: Tensor) -> Tensor:
     layer of D. Salimans et al. (2016), §3.1."""
     # mean over the batch dimension (−2), so S stacked seeds (S, n, f) give their mean cost
     return (real_features.mean(-2) - fake_features.mean(-2)).square().sum(-1).mean()
+
+
+def zero_centred_penalty(critic: Callable[[Tensor], Tensor], x: Tensor,
+                         batch_dims: int = 1) -> Tensor:
+    """E ‖∇_x D(x)‖²: the zero-centred gradient penalty, R1 on real x and R2 on generated
+    x (Mescheder, Geiger & Nowozin 2018, "Which Training Methods for GANs do actually
+    Converge?", eq. 9; Huang et al. 2025, R3GAN, use both). The step weighs it by γ/2.
+    Differentiable in the critic's parameters. ``batch_dims = 2``: x is (S, n, ...), S
+    seeds stacked; the result is the mean over seeds and samples."""
+    x = x.detach().requires_grad_(True)
+    with double_backward():
+        (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return grad.flatten(batch_dims).square().sum(-1).mean()

@@ -15,7 +15,8 @@ from torch import nn
 from gankit.autodiff import double_backward_on
 from gankit.errors import GankitError
 
-__all__ = ["features", "call", "MethodView", "pack", "Packed", "FourierFeatures",
+__all__ = ["AUGMENTATIONS", "DiffAugment", "spectral_norm_layers", "features", "call",
+           "MethodView", "pack", "Packed", "FourierFeatures",
            "MinibatchDiscrimination", "VirtualBatchNorm"]
 
 
@@ -158,3 +159,90 @@ class VirtualBatchNorm(nn.Module):
         mean_sq = (1 - w) * ref.square().mean(0) + w * h.square()
         var = (mean_sq - mean.square()).clamp_min(0)
         return (h - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+AUGMENTATIONS = ("color", "translation", "cutout")
+
+
+class DiffAugment(nn.Module):
+    """Differentiable augmentation of every image D sees, real and generated alike
+    (Zhao, Liu, Lin, Zhu & Han 2020, "Differentiable Augmentation for Data-Efficient GAN
+    Training", §3; their policies): ``color`` shifts brightness by U(−½, ½), scales
+    saturation by U(0, 2) and contrast by U(½, 3/2); ``translation`` shifts by up to ⅛ of
+    the image, padding with zeros; ``cutout`` zeroes a random square of half the image's
+    side. Gradients flow through every transform to G. Images are in [−1, 1], so "zero"
+    is mid-grey.
+
+    Its random draws come from its own generator, whose state is a buffer: checkpoints
+    keep it and a resumed run draws the same augmentations.
+    """
+
+    def __init__(self, discriminator: nn.Module, policy: tuple[str, ...], seed: int = 0
+                 ) -> None:
+        super().__init__()
+        self.discriminator, self.policy = discriminator, tuple(policy)
+        self.register_buffer("rng_state", torch.Generator().manual_seed(seed).get_state())
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        g = torch.Generator().set_state(self.rng_state.cpu())
+        n, lead = x.shape[-4], x.shape[:-4]  # (any leading dims before the batch)
+        x = x.reshape(-1, *x.shape[-3:])
+        n = x.shape[0]
+        if "color" in self.policy:
+            x = x + (torch.rand(n, 1, 1, 1, generator=g) - 0.5).to(x)
+            mean = x.mean(1, keepdim=True)
+            x = (x - mean) * (torch.rand(n, 1, 1, 1, generator=g) * 2).to(x) + mean
+            mean = x.mean((1, 2, 3), keepdim=True)
+            x = (x - mean) * (torch.rand(n, 1, 1, 1, generator=g) + 0.5).to(x) + mean
+        if "translation" in self.policy:
+            x = _translate(x, g)
+        if "cutout" in self.policy:
+            x = _cutout(x, g)
+        self.rng_state.copy_(g.get_state())
+        return x.reshape(*lead, *x.shape[-4:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.discriminator(self.augment(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return features(self.discriminator, self.augment(x))
+
+    def pointwise(self, x: torch.Tensor) -> torch.Tensor:
+        inner = getattr(self.discriminator, "pointwise", self.discriminator)
+        return inner(x)  # (pictures: D's verdict without augmentation)
+
+
+def _translate(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    n, _, h, w = x.shape
+    sh, sw = max(1, h // 8), max(1, w // 8)
+    dy = torch.randint(-sh, sh + 1, (n, 1, 1), generator=g).to(x.device)
+    dx = torch.randint(-sw, sw + 1, (n, 1, 1), generator=g).to(x.device)
+    rows = (torch.arange(h, device=x.device).view(1, h, 1) + dy)
+    cols = (torch.arange(w, device=x.device).view(1, 1, w) + dx)
+    inside = ((rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)).unsqueeze(1).to(x)
+    rows, cols = rows.clamp(0, h - 1).expand(n, h, w), cols.clamp(0, w - 1).expand(n, h, w)
+    index = (rows * w + cols).view(n, 1, h * w).expand(-1, x.shape[1], -1)
+    return x.flatten(2).gather(2, index).view_as(x) * inside
+
+
+def _cutout(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    n, _, h, w = x.shape
+    ch, cw = max(1, h // 2), max(1, w // 2)
+    top = torch.randint(0, h - ch + 1, (n, 1, 1), generator=g).to(x.device)
+    left = torch.randint(0, w - cw + 1, (n, 1, 1), generator=g).to(x.device)
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
+    hole = (rows >= top) & (rows < top + ch) & (cols >= left) & (cols < left + cw)
+    return x * (~hole).unsqueeze(1).to(x)
+
+
+def spectral_norm_layers(module: nn.Module) -> nn.Module:
+    """Spectral normalisation of every linear and convolutional layer of ``module``
+    (Miyato, Kataoka, Koyama & Yoshida 2018, "Spectral Normalization for Generative
+    Adversarial Networks"): each weight is divided by its largest singular value,
+    estimated by one power iteration per training forward pass
+    (``torch.nn.utils.parametrizations.spectral_norm``), so each layer is 1-Lipschitz."""
+    for layer in list(module.modules()):
+        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            torch.nn.utils.parametrizations.spectral_norm(layer)
+    return module

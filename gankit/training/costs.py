@@ -15,6 +15,7 @@ penalties, which are already sums over seeds. Adding a term to a player is one e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -23,9 +24,10 @@ import torch
 from gankit.config import Config
 from gankit.losses.info import info_loss
 from gankit.losses.objectives import Objective
-from gankit.losses.penalties import feature_matching, gradient_penalty
+from gankit.losses.penalties import feature_matching, gradient_penalty, zero_centred_penalty
 from gankit.losses.semisupervised import supervised_loss
 from gankit.nets.layers import call, features
+from gankit.nets.stacked import num_seeds
 from gankit.seeds import Rng
 from gankit.training.distributed import unwrap
 from gankit.training.tricks import HistoricalAverage
@@ -46,6 +48,7 @@ class Batch:
     codes: tuple[Tensor, Tensor] | None = None
     labelled: tuple[Tensor, Tensor] | None = None
     rng: Rng = None
+    step: int = 0  # the training step (for options annealed over training)
 
 
 Term = Callable[[Callable, Batch, dict], Tensor]
@@ -99,6 +102,18 @@ def gradient_penalty_term(critic, b: Batch, logs: dict) -> Tensor:
     return gradient_penalty(unwrap(critic), b.real, b.fake, b.rng)
 
 
+def _batch_dims(critic) -> int:
+    return 2 if num_seeds(critic) > 1 else 1  # (S, n, ...) with S seeds stacked
+
+
+def r1_term(critic, b: Batch, logs: dict) -> Tensor:
+    return zero_centred_penalty(unwrap(critic), b.real, _batch_dims(critic))
+
+
+def r2_term(critic, b: Batch, logs: dict) -> Tensor:
+    return zero_centred_penalty(unwrap(critic), b.fake, _batch_dims(critic))
+
+
 def reconstruction_term(critic, b: Batch, logs: dict) -> Tensor:
     errors = [call(unwrap(critic), "reconstruction_error", x).mean() for x in (b.real, b.fake)]
     return errors[0] + errors[1]
@@ -124,6 +139,10 @@ def discriminator_cost(cfg: Config, objective: Objective,
         ("objective", None, objective_d_term(objective))]
     if objective.gradient_penalty:
         terms.append(("gradient_penalty", o.gp_weight, gradient_penalty_term))
+    if o.r1:  # γ/2 E‖∇D(x)‖² on real data (Mescheder et al. 2018)
+        terms.append(("r1", 0.5 * o.r1, r1_term))
+    if o.r2:  # the same on generated data (R3GAN)
+        terms.append(("r2", 0.5 * o.r2, r2_term))
     if o.autoencoder_weight:  # MMD-GAN: D's decoder keeps its embedding injective
         terms.append(("reconstruction", o.autoencoder_weight, reconstruction_term))
     if cfg.infogan_on:
@@ -139,12 +158,34 @@ def discriminator_cost(cfg: Config, objective: Objective,
 # G's terms ---------------------------------------------------------------------------
 
 def objective_g_term(objective: Objective) -> Term:
-    """The objective's G loss on D's outputs for the fake batch (and, for a kernel
-    objective, D's outputs for the real batch, held fixed)."""
+    """The objective's G loss on D's outputs for the fake batch (and, for a kernel or
+    relativistic objective, D's outputs for the real batch, held fixed)."""
     if objective.needs_real:  # MMD: G's batch is compared with a real one
         return lambda critic, b, logs: objective.generator(critic(b.fake),
                                                             critic(b.real).detach())
     return lambda critic, b, logs: objective.generator(critic(b.fake))
+
+
+def top_k_fraction(step: int, gamma: float, floor: float) -> float:
+    """The share of the fakes G's update keeps at ``step``: γ^(step/1000), never below
+    ``floor`` (Sinha et al. 2020 decay k by γ each epoch; gankit's epoch is 1000 steps)."""
+    return max(floor, gamma ** (step / 1000))
+
+
+def top_k_term(objective: Objective, gamma: float, floor: float) -> Term:
+    """Top-k training (Sinha et al. 2020, "Top-k Training of GANs: Improving GAN
+    Performance by Throwing Away Bad Samples"): G's loss on the k fakes D scores highest
+    (the most realistic), k = ⌈n · top_k_fraction⌉, so G is not pulled by its worst
+    samples; the gradient reaches only those k."""
+
+    def term(critic, b: Batch, logs: dict) -> Tensor:
+        logits = critic(b.fake)
+        n = logits.shape[-1]
+        k = max(1, math.ceil(n * top_k_fraction(b.step, gamma, floor)))
+        logs["top_k"] = k
+        return objective.generator(logits.topk(k, dim=-1).values)
+
+    return term
 
 
 def feature_matching_term(critic, b: Batch, logs: dict) -> Tensor:
@@ -155,8 +196,10 @@ def generator_cost(cfg: Config, objective: Objective,
                    history: HistoricalAverage | None = None) -> Cost:
     """G's cost for the run ``cfg`` describes: the objective's (or feature matching
     instead), InfoGAN's information term, G's historical average."""
+    t = cfg.tricks
     terms: list[tuple[str, float | None, Term]] = [
-        ("feature_matching", None, feature_matching_term) if cfg.tricks.feature_matching
+        ("feature_matching", None, feature_matching_term) if t.feature_matching
+        else ("top_k", None, top_k_term(objective, t.top_k, t.top_k_min)) if t.top_k
         else ("objective", None, objective_g_term(objective))]
     if cfg.infogan_on:
         terms.append(("information", 0.5 * cfg.infogan.weight,

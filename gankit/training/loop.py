@@ -95,7 +95,7 @@ class Run:
     d_cost: Cost | None  # (None: no D to train, as in GMMN)
     g_cost: Cost
     unroll: Unroll | None
-    draw: Callable[[], Batch]
+    draw: Callable[[int], Batch]
     target: object
     run_info: dict
     log: io.MetricsLog | io.NullLog
@@ -175,13 +175,13 @@ def train_loop(run: Run, *, progress: bool = True, stop_after: int | None = None
             batch = None
             for k in range(t.d_steps if run.d_cost is not None else 0):
                 batch = discriminator_step(
-                    generator, discriminator, state.opt_d, run.d_cost, run.draw(), stats=stats,
+                    generator, discriminator, state.opt_d, run.d_cost, run.draw(step), stats=stats,
                     detailed=logging and k == t.d_steps - 1, history=state.history.get("d"),
                     weight_clip=cfg.objective.weight_clip)
                 run.guard.observe(step, "D", stats["loss_d"])
             # D is only read in G's update: the bare network, which DDP's hooks do not watch
             generator_step(generator, state.discriminator, state.opt_g, run.g_cost,
-                           batch if batch is not None else run.draw(), stats=stats,
+                           batch if batch is not None else run.draw(step), stats=stats,
                            detailed=logging, history=state.history.get("g"), unroll=run.unroll)
         run.guard.observe(step, "G", stats["loss_g"])
         if state.ema is not None:
@@ -364,11 +364,11 @@ def batch_sampler(cfg: Config, data, generator: torch.nn.Module, rng: Rng,
     # (codes read no weights: with seeds stacked, the template's)
     codes = getattr(getattr(generator, "template", generator), "codes", None)
 
-    def draw() -> Batch:
+    def draw(step: int = 0) -> Batch:
         real = per_seed(rng, lambda g: data.sample(n, g, device))
         z = per_seed(rng, lambda g: sample_latent(n, latent_dim(cfg), cfg.model.z_dist, g,
                                                   device))
-        return Batch(real, z, codes=codes(z) if codes is not None else None, rng=rng,
+        return Batch(real, z, codes=codes(z) if codes is not None else None, rng=rng, step=step,
                      labelled=labelled.sample(t.batch_size, rng, device, return_labels=True)
                      if labelled is not None else None)
 

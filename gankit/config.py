@@ -111,6 +111,9 @@ class ObjectiveConfig:
                               help="mmd-gan: size of D's embedding (its outputs)")
     r1: float = spec(0.0, min=0.0, help="γ of R1, γ/2·E‖∇D(x)‖² on real data (0 = off)")
     r2: float = spec(0.0, min=0.0, help="γ of R2, the same on generated data (0 = off)")
+    r_every: int = spec(1, min=1, max=1000,
+                        help="lazy regularisation: R1 / R2 every k steps, weighted k× "
+                             "(Karras et al. 2020; 1 = every step)")
     autoencoder_weight: float = spec(0.0, min=0.0,
                                      help="mmd-gan: λ of the reconstruction term of D's "
                                           "decoder (0 = no decoder)")

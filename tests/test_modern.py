@@ -116,3 +116,20 @@ def test_top_k_uses_exactly_k_fakes():
 def test_resume_is_bit_exact_with_each_method(assert_resume_exact, tiny, extra,
                                               small_classifiers):
     assert_resume_exact(gankit.load_config(None, tiny + extra), stop_after=13)
+
+
+def test_lazy_r1_applies_every_k_steps_k_times_heavier():
+    cfg = gankit.load_config(None, ["objective.r1=2", "objective.r_every=4"])
+    cost = gankit.discriminator_cost(cfg, gankit.build_objective(cfg))
+    d = nn.Linear(3, 1)
+    real, fake = torch.randn(8, 3), torch.randn(8, 3)
+
+    def critic(x):
+        return d(x).squeeze(-1)
+
+    plain = obj.discriminator_loss(critic(real), critic(fake)).item()
+    norm2 = float(d.weight.square().sum())
+    for step, expected in ((4, plain + 4 * (2 / 2) * norm2), (5, plain), (8, None)):
+        got = cost(critic, Batch(real, None, fake=fake, step=step), {}).item()
+        assert got == pytest.approx(expected if expected is not None else
+                                    plain + 4 * norm2, rel=1e-5)

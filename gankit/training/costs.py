@@ -106,12 +106,20 @@ def _batch_dims(critic) -> int:
     return 2 if num_seeds(critic) > 1 else 1  # (S, n, ...) with S seeds stacked
 
 
-def r1_term(critic, b: Batch, logs: dict) -> Tensor:
-    return zero_centred_penalty(unwrap(critic), b.real, _batch_dims(critic))
+def zero_centred_term(on: str, every: int = 1) -> Term:
+    """R1 (``on = "real"``) or R2 (``"fake"``); with ``every = k`` > 1 only at steps that
+    are multiples of k and k times heavier, so its expected pull is the same (lazy
+    regularisation, Karras et al. 2020, "Analyzing and Improving the Image Quality of
+    StyleGAN", §4)."""
 
+    def term(critic, b: Batch, logs: dict) -> Tensor:
+        x = b.real if on == "real" else b.fake
+        if every > 1 and b.step % every:
+            return torch.zeros((), device=x.device)
+        value = zero_centred_penalty(unwrap(critic), x, _batch_dims(critic))
+        return value if every == 1 else every * value
 
-def r2_term(critic, b: Batch, logs: dict) -> Tensor:
-    return zero_centred_penalty(unwrap(critic), b.fake, _batch_dims(critic))
+    return term
 
 
 def reconstruction_term(critic, b: Batch, logs: dict) -> Tensor:
@@ -140,9 +148,9 @@ def discriminator_cost(cfg: Config, objective: Objective,
     if objective.gradient_penalty:
         terms.append(("gradient_penalty", o.gp_weight, gradient_penalty_term))
     if o.r1:  # γ/2 E‖∇D(x)‖² on real data (Mescheder et al. 2018)
-        terms.append(("r1", 0.5 * o.r1, r1_term))
+        terms.append(("r1", 0.5 * o.r1, zero_centred_term("real", o.r_every)))
     if o.r2:  # the same on generated data (R3GAN)
-        terms.append(("r2", 0.5 * o.r2, r2_term))
+        terms.append(("r2", 0.5 * o.r2, zero_centred_term("fake", o.r_every)))
     if o.autoencoder_weight:  # MMD-GAN: D's decoder keeps its embedding injective
         terms.append(("reconstruction", o.autoencoder_weight, reconstruction_term))
     if cfg.infogan_on:

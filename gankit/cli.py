@@ -335,17 +335,16 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    if "floor" in result:
-        print_columns(result["metrics"], result["floor"],
-                      f"{args.run_dir} (step {step}) · generated samples vs the real-data floor "
-                      "(test split against train split)")
-        return 0
     for r in results if len(results) > 1 else []:
         print_metrics(r["metrics"], f"{args.run_dir} (step {step}) · seed {r['seed']} · raw")
     title = f"{args.run_dir} (step {step}) · raw samples"
     if len(results) > 1:
         title += f" · mean ± standard error over {len(results)} seeds"
-    print_metrics(result["metrics"], title, result.get("metrics_stderr"))
+    if "floor" in result:
+        print_columns(result["metrics"], result["floor"],
+                      f"{title} vs the real-data floor (test split against train split)")
+    else:
+        print_metrics(result["metrics"], title, result.get("metrics_stderr"))
     if args.correct:
         c = result["corrected"]
         print_metrics(c["metrics"], f"{args.run_dir} · corrected by {c['method']} "

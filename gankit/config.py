@@ -54,7 +54,7 @@ class DataConfig:
                        help="stacked-mnist: the set its digits come from")
     path: str = spec("", help="points: an .npy/.npz/.csv of (N, d) numbers; images: a folder "
                               "of PNG/JPEG files (a sub-folder per class) or an .npy/.npz array")
-    test_fraction: float = spec(0.2, min=0.0, lt=1.0,
+    test_fraction: float = spec(0.2, gt=0.0, lt=1.0,
                                 help="points, images: share held out for evaluation (fixed "
                                      "split, seed 0)")
     features: str = spec("", help="images: a TorchScript file mapping images to the "

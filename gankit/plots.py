@@ -100,13 +100,22 @@ def _discriminator_map(discriminator, lo: float, hi: float, n: int = 200):
     if discriminator is None or not list(discriminator.parameters()):
         return None
     device = next(discriminator.parameters()).device
+    was = discriminator.training
+    discriminator.eval()  # (no augmentation, no power iteration: D's state stays as it was)
+    try:
+        return _d_grid(discriminator, lo, hi, n, device)
+    finally:
+        discriminator.train(was)
+
+
+def _d_grid(discriminator, lo: float, hi: float, n: int, device):
     ticks = torch.linspace(lo, hi, n)
     xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
     grid = torch.stack([xx.flatten(), yy.flatten()], 1).to(device)
     critic = getattr(discriminator, "pointwise", discriminator)  # packed D: m copies
     # chunks of 256: a minibatch-discrimination D compares all pairs within a batch
     logits = torch.cat([critic(chunk).float() for chunk in grid.split(256)])
-    if logits.ndim != 1:
+    if logits.ndim != 1 or logits.numel() != n * n:  # (an embedding; a traced packed D)
         return None
     return torch.sigmoid(logits).reshape(n, n).cpu().numpy()
 

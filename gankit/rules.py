@@ -73,9 +73,10 @@ RULES: list[Rule] = [
            + _names(NETWORKS, lambda x: n in x.options) + f" networks (model.{PLAYER_OF[n]} = "
            f"{getattr(c.model, PLAYER_OF[n])!r}); allowed: {MODEL_OFF[n]!r}")
       for name in ("d_hidden", "d_norm", "g_hidden")],
-    Rule("model.d_norm", lambda c: c.model.d_norm == "batch" and _objective(c).gradient_penalty,
-         lambda c: f"'batch' makes D's output depend on its batch, which {c.objective.name}'s "
-                   "per-sample gradient penalty does not allow; allowed: none"),
+    Rule("model.d_norm", lambda c: c.model.d_norm == "batch" and (
+        _objective(c).gradient_penalty or c.objective.r1 or c.objective.r2),
+         lambda c: "'batch' makes D's output depend on its batch, which a per-sample gradient "
+                   "penalty (the objective's, R1 or R2) does not allow; allowed: none"),
     *[Rule(f"tricks.{name}",
            lambda c, n=name: getattr(c.tricks, n) and n not in _net(c, PLAYER_OF[n]).tricks,
            lambda c, n=name: f"not available for the {getattr(c.model, PLAYER_OF[n])} networks "
@@ -125,8 +126,21 @@ RULES: list[Rule] = [
       for what, bad, allowed in (
           ("tricks.virtual_batch_norm", lambda c: c.tricks.virtual_batch_norm, "false"),
           ("objective.weight_clip", lambda c: c.objective.weight_clip > 0, "0"),  # it would clip Q
-          ("data.name", lambda c: _images(c) and not dataset_spec(c.data.name).labels,
+          ("data.name", lambda c: not (dataset_spec(c.data.name).labels
+                                       or dataset_spec(c.data.name).kind == "mixture"),
            "a dataset with class labels or a mixture"))],
+    Rule("model.generator", lambda c: c.model.generator == "user" and (
+        c.infogan_on or c.semisupervised_on or c.objective.autoencoder_weight),
+         lambda c: "your own modules have no InfoGAN Q head, K+1 classifier or decoder; "
+                   "allowed with them: infogan, semisupervised and objective."
+                   "autoencoder_weight off (or the config's networks)"),
+    *[Rule(field, lambda c, on=on: on(c) and not _objective(c).adversarial,
+           lambda c, f=field: f"{f} acts on a discriminator and {c.objective.name} has "
+                              "none; allowed: off")
+      for field, on in (("objective.r1", lambda c: c.objective.r1),
+                        ("objective.r2", lambda c: c.objective.r2),
+                        ("model.spectral_norm", lambda c: c.model.spectral_norm),
+                        ("tricks.diffaugment", lambda c: bool(c.tricks.diffaugment)))],
     Rule("semisupervised.labels_per_class", lambda c: c.infogan_on and c.semisupervised_on,
          lambda c: "not with infogan codes in one run; allowed: 0 (or infogan.categorical = [] "
                    "and continuous = 0)"),

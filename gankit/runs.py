@@ -19,7 +19,7 @@ from gankit.build import build_players, build_target
 from gankit.config import Config, apply_overrides, from_dict
 from gankit.errors import GankitError
 from gankit.evaluate import finish
-from gankit.nets.layers import Packed
+from gankit.nets.layers import DiffAugment, Logits, Packed, spectral_norm_layers
 from gankit.training.loop import run_training
 
 __all__ = ["train", "fit", "load_run"]
@@ -163,8 +163,16 @@ def fit(generator: nn.Module, discriminator: nn.Module, data, *,
         np.save(buf, x.numpy())
         io.atomic_write_bytes(out / "data.npy", buf.getvalue())
     shape = build_target(cfg).shape
+    # as the config route composes its own D: normalised layers, one logit per pack,
+    # augmentation outermost
+    if cfg.model.spectral_norm:
+        spectral_norm_layers(discriminator)
+    discriminator = Logits(discriminator)
     pack = cfg.tricks.pack
     discriminator = Packed(discriminator, pack, len(shape)) if pack > 1 else discriminator
+    if cfg.tricks.diffaugment:
+        discriminator = DiffAugment(discriminator, cfg.tricks.diffaugment.split(","),
+                                    seed=cfg.train.seed)
     trained = run_training(cfg, out, resume=resume, progress=progress,
                            players=(generator, discriminator), callbacks=callbacks)
     if trained is None:

@@ -133,3 +133,40 @@ def test_lazy_r1_applies_every_k_steps_k_times_heavier():
         got = cost(critic, Batch(real, None, fake=fake, step=step), {}).item()
         assert got == pytest.approx(expected if expected is not None else
                                     plain + 4 * norm2, rel=1e-5)
+
+
+def test_review_regressions_heads_eval_mode_and_rules(tmp_path, tiny, small_classifiers):
+    # DiffAugment outermost still reaches the variants' heads (InfoGAN's Q here)
+    cfg = gankit.load_config(None, tiny + [
+        "data.name='digits'", "model.generator='dcgan'", "model.discriminator='dcgan'",
+        "model.z_dim=8", "tricks.diffaugment='cutout'", "infogan.categorical=[10]",
+        "train.steps=3"])
+    gankit.train(cfg, tmp_path / "info", progress=False)
+    # in eval mode D's verdict is the plain one, and drawing D leaves its state alone
+    d = DiffAugment(spectral_norm_layers(nn.Sequential(nn.Flatten(), nn.Linear(64, 1))),
+                    ("color", "cutout"))
+    x = torch.randn(5, 1, 8, 8)
+    d.eval()
+    torch.testing.assert_close(d(x), d(x))
+    from gankit.plots import _discriminator_map
+    points = spectral_norm_layers(nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1),
+                                                nn.Flatten(0)))
+    before = {k: v.clone() for k, v in points.state_dict().items()}
+    _discriminator_map(points, -1.0, 1.0, n=20)
+    assert all(torch.equal(before[k], v) for k, v in points.state_dict().items())
+    assert points.training
+    # a user's (n, 1) head is one logit per input, so averages and ranks run over the batch
+    from gankit.nets.layers import Logits
+    assert Logits(nn.Linear(2, 1))(torch.randn(7, 2)).shape == (7,)
+    for extra, words in (
+            (["data.name='points'", "data.path='x.npy'", "infogan.categorical=[3]"],
+             "data.name: not available with infogan"),
+            (["data.name='points'", "data.path='x.npy'", "data.test_fraction=0"],
+             "data.test_fraction"),
+            (["model.generator='user'", "model.discriminator='user'",
+              "infogan.categorical=[3]"], "model.generator: your own modules"),
+            (["objective.name='gmmn'", "objective.r1=1"], "objective.r1: "),
+            (["data.name='digits'", "model.generator='dcgan'", "model.discriminator='dcgan'",
+              "model.d_norm='batch'", "objective.r1=1"], "model.d_norm: 'batch'")):
+        with pytest.raises(gankit.GankitError, match=words):
+            gankit.load_config(None, extra)

@@ -9,6 +9,7 @@ from scipy.optimize import linear_sum_assignment
 
 from gankit.losses.info import code_entropy, mi_lower_bound
 from gankit.nets.heads import InfoDiscriminator, InfoGenerator
+from gankit.nets.layers import call
 from gankit.nets.mlp import sample_latent
 
 Tensor = torch.Tensor
@@ -42,7 +43,7 @@ def info_metrics(generator: InfoGenerator, discriminator: InfoDiscriminator, cla
     u = sample_latent(n, generator.z_dim, generator.z_dist, rng, "cpu").to(device)
     cat, _ = generator.codes(u)
     x = generator(u)
-    logits, _, _ = discriminator.q(x)
+    logits, _, _ = call(discriminator, "q", x)  # (through DiffAugment and the like)
     metrics = {"mi_bound": mi_lower_bound(logits, cat, generator.categorical),
                "mi_max": code_entropy(generator.categorical, 0)[0]}
     if generator.categorical:

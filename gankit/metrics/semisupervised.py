@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from gankit.nets.heads import ClassifierCritic
+from gankit.nets.layers import call
 
 __all__ = ["classification_error", "train_labelled_only"]
 
@@ -31,7 +32,7 @@ def classification_error(critic: ClassifierCritic, images: Tensor, labels: Tenso
     device = next(critic.parameters()).device
     wrong = 0
     for i in range(0, len(images), batch_size):
-        pred = critic.classify(images[i:i + batch_size].to(device)).argmax(-1).cpu()
+        pred = call(critic, "classify", images[i:i + batch_size].to(device)).argmax(-1).cpu()
         wrong += int((pred != labels[i:i + batch_size]).sum())
     critic.train(was)
     return wrong / max(1, len(images))
@@ -52,7 +53,7 @@ def train_labelled_only(critic: ClassifierCritic, images: Tensor, labels: Tensor
         if schedule == "linear":
             opt.param_groups[0]["lr"] = lr * (1 - step / steps)
         i = torch.randint(len(images), (batch_size,), generator=g, device=device)
-        loss = F.cross_entropy(critic.classify(images[i]), labels[i])
+        loss = F.cross_entropy(call(critic, "classify", images[i]), labels[i])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -15,7 +15,7 @@ from torch import nn
 from gankit.autodiff import double_backward_on
 from gankit.errors import GankitError
 
-__all__ = ["AUGMENTATIONS", "DiffAugment", "spectral_norm_layers", "features", "call",
+__all__ = ["AUGMENTATIONS", "DiffAugment", "Logits", "spectral_norm_layers", "features", "call",
            "MethodView", "pack", "Packed", "FourierFeatures",
            "MinibatchDiscrimination", "VirtualBatchNorm"]
 
@@ -184,6 +184,10 @@ class DiffAugment(nn.Module):
         self.register_buffer("rng_state", torch.Generator().manual_seed(seed).get_state())
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """x augmented in training mode; x itself in eval mode (D's verdict on an image
+        is then the plain one: pictures, corrected sampling)."""
+        if not self.training:
+            return x
         g = torch.Generator().set_state(self.rng_state.cpu())
         n, lead = x.shape[-4], x.shape[:-4]  # (any leading dims before the batch)
         x = x.reshape(-1, *x.shape[-3:])
@@ -206,6 +210,11 @@ class DiffAugment(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return features(self.discriminator, self.augment(x))
+
+    def call_method(self, name: str, x: torch.Tensor):
+        """The inner D's ``name`` head on augmented images (InfoGAN's Q, the K+1 critic's
+        classes, MMD-GAN's reconstruction)."""
+        return call(self.discriminator, name, self.augment(x))
 
     def pointwise(self, x: torch.Tensor) -> torch.Tensor:
         inner = getattr(self.discriminator, "pointwise", self.discriminator)
@@ -246,3 +255,22 @@ def spectral_norm_layers(module: nn.Module) -> nn.Module:
         if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             torch.nn.utils.parametrizations.spectral_norm(layer)
     return module
+
+
+class Logits(nn.Module):
+    """A discriminator whose output is (n, 1) read as one logit per input, (n,): the
+    shape gankit's objectives average and rank over (a user's ``nn.Linear(…, 1)`` head)."""
+
+    def __init__(self, discriminator: nn.Module) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.discriminator(x)
+        return out.squeeze(-1) if out.ndim > 1 and out.shape[-1] == 1 else out
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return features(self.discriminator, x)
+
+    def call_method(self, name: str, x: torch.Tensor):
+        return call(self.discriminator, name, x)

@@ -36,9 +36,14 @@ def density_ratio_logit(cfg, discriminator: torch.nn.Module) -> Logit:
     @torch.no_grad()
     def logit(x: Tensor) -> Tensor:
         device = next(discriminator.parameters()).device
-        # chunks of 256 (packs): a minibatch-discrimination D compares inputs in a batch
-        return torch.cat([discriminator(c.to(device)).float().cpu()
-                          for c in x.split(256 * cfg.tricks.pack)])
+        was = discriminator.training
+        discriminator.eval()  # D's plain verdict: no augmentation, noise or power iteration
+        try:
+            # chunks of 256 (packs): a minibatch-discrimination D compares inputs in a batch
+            return torch.cat([discriminator(c.to(device)).float().cpu()
+                              for c in x.split(256 * cfg.tricks.pack)])
+        finally:
+            discriminator.train(was)
 
     return logit
 

@@ -146,9 +146,11 @@ def run_training(
             out.mkdir(parents=True, exist_ok=True)
         with run_lock(out) if world.main else contextlib.nullcontext(), \
                 StopRequested() as stop:
-            run = start(cfg, out, device, world, resume=resume, data=data, players=players,
-                        callbacks=callbacks)
-            trained = train_loop(run, progress=progress, stop_after=stop_after, stop=stop)
+            # (the Run, which holds the DDP wrappers, lives only inside train_loop: it is
+            # gone before teardown destroys the process group)
+            trained = train_loop(start(cfg, out, device, world, resume=resume, data=data,
+                                       players=players, callbacks=callbacks),
+                                 progress=progress, stop_after=stop_after, stop=stop)
         finished = True
         return trained
     finally:

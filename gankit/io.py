@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import pickle
 import platform
@@ -71,8 +72,20 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _finite(data: Any) -> Any:
+    """``data`` with every NaN or infinite float replaced by None (JSON has neither)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+    """``data`` as strict JSON (a metric that is not a number is written as null)."""
+    atomic_write_text(path, json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
 
 
 def versions() -> dict[str, str]:

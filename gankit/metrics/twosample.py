@@ -67,6 +67,9 @@ def two_sample_metrics(fake: Tensor, real: Tensor, *, seed: int = 0) -> dict:
     real = real.reshape(len(real), -1).double()
     fake = torch.where(torch.isfinite(fake), fake, 1e6)  # a broken sample is far from all
     n = min(len(fake), len(real), MAX_SAMPLES)
+    if n < 4:  # too few held-out examples for a test or a k-NN manifold
+        return {"mmd2": None, "mmd_p": None, "c2st_accuracy": None, "precision": None,
+                "recall": None, "held_out": n}
     x = fake[torch.randperm(len(fake), generator=g)[:n]]
     y = real[torch.randperm(len(real), generator=g)[:n]]
     d2 = squared_distances(y, y)
@@ -169,6 +172,8 @@ def feature_metrics(fake: Tensor, real: Tensor, features: nn.Module, *, seed: in
         return torch.cat([features(c.float()).double() for c in x.split(500)])
 
     fx, fy = embed(fake), embed(real)
+    if n < 4:
+        return {"fd": None, "kid": None, "kid_se": None, **two_sample_metrics(fx, fy)}
     kid, kid_se = kernel_distance(fx, fy, subsets=min(100, max(1, n // 2)),
                                   subset_size=min(1000, n), generator=g)
     return {"fd": frechet_distance(fx, fy), "kid": kid, "kid_se": kid_se,

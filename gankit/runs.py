@@ -107,8 +107,8 @@ def _latent_size(generator: nn.Module, z_dim: int | None) -> int:
         return int(generator.z_dim)
     first = next((m for m in generator.modules() if isinstance(m, nn.Linear)), None)
     if first is None:
-        raise GankitError("z_dim: cannot tell the size of the generator's input; pass "
-                          "gankit.fit(..., z_dim=N)")
+        raise GankitError("model.z_dim: cannot tell the size of the generator's input; pass "
+                          "gankit.fit(..., settings={\"model.z_dim\": N})")
     return first.in_features
 
 
@@ -125,8 +125,7 @@ def _fresh(out: str | Path | None) -> Path:
 def fit(generator: nn.Module, discriminator: nn.Module, data, *,
         objective: str = "nonsaturating", tricks: dict | None = None, steps: int = 2000,
         out: str | Path | None = None, callbacks: tuple = (), resume: bool = False,
-        z_dim: int | None = None, settings: dict | None = None, progress: bool = True
-        ) -> dict | None:
+        settings: dict | None = None) -> dict | None:
     """Train your own ``generator`` and ``discriminator`` (any ``nn.Module``s) on ``data``
     (a tensor, array, ``Dataset`` or ``DataLoader`` of (N, d) vectors or (N, C, H, W)
     images in [0, 1] or [−1, 1]) and evaluate them; return the summary.
@@ -135,7 +134,9 @@ def fit(generator: nn.Module, discriminator: nn.Module, data, *,
     ``tricks`` the ``[tricks]`` table (``{"pack": 2, "feature_matching": True}``: packing
     wraps your D in ``gankit.Packed``, so it reads m samples at once; feature matching
     reads D's feature layer, ``D.features(x)`` or all but the last layer of an
-    ``nn.Sequential``), ``settings`` any other ``{"train.lr_d": 1e-4, ...}`` fields. The
+    ``nn.Sequential``), ``settings`` any other ``{"train.lr_d": 1e-4, ...}`` fields
+    (``"model.z_dim"``: the size of G's input, when it cannot be read off G's first
+    linear layer). The
     run directory ``out`` (default ``runs/fit``, ``runs/fit-2``, ...) gets the same files
     as ``gankit train``: checkpoints, exact resume (``resume=True`` with the same modules),
     the NaN guard, metrics.jsonl, summary.json, pictures, plus ``data.npy`` (your data,
@@ -152,7 +153,8 @@ def fit(generator: nn.Module, discriminator: nn.Module, data, *,
     overrides = {"data.name": "points" if x.ndim == 2 else "images",
                  "data.path": str((out / "data.npy").resolve()), "model.generator": "user",
                  "model.discriminator": "user", "objective.name": objective,
-                 "train.steps": steps, "model.z_dim": _latent_size(generator, z_dim),
+                 "train.steps": steps,
+                 "model.z_dim": _latent_size(generator, (settings or {}).get("model.z_dim")),
                  **{f"tricks.{k}": v for k, v in (tricks or {}).items()}, **(settings or {})}
     cfg = apply_overrides({}, [f"{k}={json.dumps(v)}" for k, v in overrides.items()], "fit")
     if not resume and (out / "checkpoint.pt").exists():
@@ -173,7 +175,7 @@ def fit(generator: nn.Module, discriminator: nn.Module, data, *,
     if cfg.tricks.diffaugment:
         discriminator = DiffAugment(discriminator, cfg.tricks.diffaugment.split(","),
                                     seed=cfg.train.seed)
-    trained = run_training(cfg, out, resume=resume, progress=progress,
+    trained = run_training(cfg, out, resume=resume, progress=True,
                            players=(generator, discriminator), callbacks=callbacks)
     if trained is None:
         return None

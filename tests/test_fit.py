@@ -48,7 +48,7 @@ def test_fit_trains_user_modules_with_packing_and_feature_matching(tmp_path, cap
     G, D = players(pack=2)
     rec = Recorder()
     summary = gankit.fit(G, D, moons(), tricks={"pack": 2, "feature_matching": True},
-                         steps=40, out=tmp_path / "run", settings=FAST, progress=False,
+                         steps=40, out=tmp_path / "run", settings=FAST,
                          callbacks=(rec, gankit.JsonlLog(tmp_path / "mine.jsonl")))
     m = summary["metrics"]
     assert m["held_out"] == 120 and 0 <= m["c2st_accuracy"] <= 1 and "num_modes" not in m
@@ -71,14 +71,14 @@ def test_fit_resumes_exactly(tmp_path):
     # 30 steps at once equal 20 steps, then a resume with fresh modules to 30, bit for bit
     data = moons()
     G, D = players()
-    gankit.fit(G, D, data, steps=30, out=tmp_path / "full", settings=FAST, progress=False)
+    gankit.fit(G, D, data, steps=30, out=tmp_path / "full", settings=FAST)
     G2, D2 = players()
-    gankit.fit(G2, D2, data, steps=20, out=tmp_path / "split", settings=FAST, progress=False)
+    gankit.fit(G2, D2, data, steps=20, out=tmp_path / "split", settings=FAST)
     G3, D3 = players(seed=7)  # a new process: fresh modules, and the run directory
     with pytest.raises(gankit.GankitError, match="already holds a run"):
         gankit.fit(G3, D3, data, steps=30, out=tmp_path / "split", settings=FAST)
     gankit.fit(G3, D3, data, steps=30, out=tmp_path / "split", settings=FAST, resume=True,
-               progress=False)
+               )
     full = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
     split = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
     for part in ("generator", "discriminator"):

@@ -8,7 +8,6 @@ variant that adds metrics of its own (InfoGAN, the semi-supervised GAN) has an e
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,10 +16,9 @@ import torch
 
 from gankit import io
 from gankit.build import build_models, build_target
-from gankit.config import Config, DataConfig
+from gankit.config import Config
 from gankit.data import dataset_spec
 from gankit.data.images import labelled_data
-from gankit.data.user import load_user_images
 from gankit.errors import GankitError
 from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
 from gankit.metrics.classifier import load_classifier, predict
@@ -71,11 +69,7 @@ def points_sample_metrics(cfg: Config, samples: torch.Tensor, target) -> dict:
     return two_sample_metrics(samples, build_target(cfg, "test").points, seed=cfg.train.seed)
 
 
-@functools.cache
-def _label_classifier(path: str, test_fraction: float, sha256: str):
-    """(cached per data file) the classifier of the user's labelled images."""
-    data = DataConfig(name="images", path=path, test_fraction=test_fraction)
-    return train_label_classifier(load_user_images(data), load_user_images(data, "test"))
+_LABEL_CLASSIFIERS: dict[tuple, torch.nn.Module] = {}  # per data file and split, in-process
 
 
 def feature_network(cfg: Config, channels: int) -> tuple[torch.nn.Module, str]:
@@ -84,7 +78,10 @@ def feature_network(cfg: Config, channels: int) -> tuple[torch.nn.Module, str]:
     small classifier trained on those labels; else the seeded random CNN."""
     train = build_target(cfg)
     if not cfg.data.features and train.num_classes > 1:
-        net = _label_classifier(cfg.data.path, cfg.data.test_fraction, train.info["sha256"])
+        key = (train.info["sha256"], cfg.data.test_fraction)
+        if key not in _LABEL_CLASSIFIERS:
+            _LABEL_CLASSIFIERS[key] = train_label_classifier(train, build_target(cfg, "test"))
+        net = _LABEL_CLASSIFIERS[key]
         return net, (f"classifier of your {train.num_classes} classes (held-out accuracy "
                      f"{net.test_accuracy:.3f})")
     if not cfg.data.features:

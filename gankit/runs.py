@@ -43,6 +43,11 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
                            data=data, callbacks=callbacks)
     if trained is None:
         return None
+    return _evaluated(cfg, out, trained, callbacks)
+
+
+def _evaluated(cfg: Config, out: str | Path, trained, callbacks: tuple) -> dict:
+    """``finish`` the run, then tell the callbacks that have ``on_eval``."""
     summary = finish(cfg, out, trained)
     for callback in callbacks:
         if hasattr(callback, "on_eval"):
@@ -179,12 +184,8 @@ def fit(generator: nn.Module, discriminator: nn.Module, data, *,
                            players=(generator, discriminator), callbacks=callbacks)
     if trained is None:
         return None
-    summary = finish(cfg, out, trained)
-    _trace(trained.generator, trained.discriminator, cfg, out, shape)
-    for callback in callbacks:
-        if hasattr(callback, "on_eval"):
-            callback.on_eval(out, summary)
-    return summary
+    _trace(trained.generator, trained.discriminator, cfg, out, shape)  # (before on_eval)
+    return _evaluated(cfg, out, trained, callbacks)
 
 
 @torch.no_grad()

@@ -91,11 +91,7 @@ def _read_csv(path: Path) -> np.ndarray:
         raise GankitError(f"{path}: empty CSV file")
 
     def numeric(row: list[str]) -> bool:
-        try:
-            [float(c) for c in row]
-            return True
-        except ValueError:
-            return False
+        return all(_is_number(c) for c in row)
 
     header = not numeric(rows[0])  # one header line of column names is allowed
     for i, row in enumerate(rows[1:] if header else rows, start=2 if header else 1):
@@ -151,6 +147,13 @@ def _split(n: int, test_fraction: float, path: Path) -> tuple[Tensor, Tensor]:
     return order[n_test:], order[:n_test]
 
 
+def _split_info(path: Path, train: Tensor, test: Tensor, test_fraction: float) -> dict:
+    """What run.json records of the user's file: its hash and the held-out split."""
+    return {"path": str(path), "sha256": sha256(path), "examples": len(train) + len(test),
+            "train": len(train), "test": len(test), "test_fraction": test_fraction,
+            "split_seed": SPLIT_SEED}
+
+
 @cache
 def _points(path: str, test_fraction: float, stamp: tuple) -> dict[str, PointData]:
     p = Path(path)
@@ -166,9 +169,7 @@ def _points(path: str, test_fraction: float, stamp: tuple) -> dict[str, PointDat
         raise GankitError(f"{p}: row {row} holds NaN or infinity; allowed: finite numbers")
     points = torch.as_tensor(x, dtype=torch.float32)
     train, test = _split(len(points), test_fraction, p)
-    info = {"path": str(p), "sha256": sha256(p), "examples": len(points),
-            "train": len(train), "test": len(test), "test_fraction": test_fraction,
-            "split_seed": SPLIT_SEED}
+    info = _split_info(p, train, test, test_fraction)
     return {"train": PointData(points[train], "train", info),
             "test": PointData(points[test], "test", info)}
 
@@ -252,9 +253,8 @@ def _user_images(path: str, test_fraction: float, stamp: tuple) -> dict[str, Ima
     if len(images) < 3:
         raise GankitError(f"{p}: {len(images)} images; allowed: at least 3")
     train, test = _split(len(images), test_fraction, p)
-    info = {"path": str(p), "sha256": sha256(p), "examples": len(images),
-            "train": len(train), "test": len(test), "test_fraction": test_fraction,
-            "split_seed": SPLIT_SEED, "classes": classes, "shape": list(images.shape[1:])}
+    info = {**_split_info(p, train, test, test_fraction), "classes": classes,
+            "shape": list(images.shape[1:])}
     out = {}
     for split, index in (("train", train), ("test", test)):
         data = ImageData("images", split, images[index], labels[index], max(1, len(classes)))

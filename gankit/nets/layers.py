@@ -189,7 +189,7 @@ class DiffAugment(nn.Module):
         if not self.training:
             return x
         g = torch.Generator().set_state(self.rng_state.cpu())
-        n, lead = x.shape[-4], x.shape[:-4]  # (any leading dims before the batch)
+        lead = x.shape[:-4]  # (any leading dims before the batch)
         x = x.reshape(-1, *x.shape[-3:])
         n = x.shape[0]
         if "color" in self.policy:

@@ -7,6 +7,8 @@ properties those declare; no name is checked here.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -16,12 +18,22 @@ from gankit.errors import GankitError
 from gankit.losses.mmd import make_kernel
 from gankit.losses.objectives import Objective, get_objective, with_label_smoothing
 from gankit.nets import network_spec
-from gankit.nets.heads import AutoencodingCritic, ClassifierCritic, InfoDiscriminator, InfoGenerator
+from gankit.nets.heads import (
+    AutoencodingCritic,
+    AuxiliaryClassifierCritic,
+    ClassifierCritic,
+    ConditionalGenerator,
+    InfoDiscriminator,
+    InfoGenerator,
+    ProjectionCritic,
+)
 from gankit.nets.layers import DiffAugment, Packed, features, spectral_norm_layers
 from gankit.nets.stacked import Stacked
 
-__all__ = ["resolve_device", "build_target", "build_objective", "latent_dim", "build_players",
-           "build_models"]
+__all__ = ["resolve_device", "build_target", "resolve_classes", "build_objective", "latent_dim",
+           "build_players", "build_models"]
+
+CONDITIONAL_CRITICS = {"projection": ProjectionCritic, "acgan": AuxiliaryClassifierCritic}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -43,6 +55,24 @@ def build_target(cfg: Config, split: str = "train"):
     return dataset_spec(cfg.data.name).load(cfg.data, split)
 
 
+def resolve_classes(cfg: Config, target) -> Config:
+    """``cfg`` with ``conditional.classes`` set to the number of classes of ``target`` (the
+    training data) for a conditional run; a dataset without class labels is refused."""
+    if not cfg.conditional_on:
+        return cfg
+    found = getattr(target, "num_classes", 0) if getattr(target, "labels", None) is not None \
+        else 0
+    if found < 2:
+        raise GankitError(f"conditional.method: {cfg.conditional.method!r} needs class labels "
+                          f"and data.name = {cfg.data.name!r} has none here (an image folder "
+                          "gives labels by its class sub-folders); allowed: \"\"")
+    if cfg.conditional.classes not in (0, found):
+        raise GankitError(f"conditional.classes: {cfg.conditional.classes} given, the data has "
+                          f"{found} classes; allowed: 0 or {found}")
+    conditional = dataclasses.replace(cfg.conditional, classes=found)
+    return dataclasses.replace(cfg, conditional=conditional)
+
+
 def build_objective(cfg: Config) -> Objective:
     """The game ``objective.name`` names, under its kernel (``objective.with_kernel``) and
     with one-sided label smoothing (``tricks.label_smoothing``) applied."""
@@ -55,8 +85,16 @@ def build_objective(cfg: Config) -> Objective:
 
 def latent_dim(cfg: Config) -> int:
     """The size of the latent vector G is fed: z_dim, plus one coordinate per InfoGAN
-    code (see ``InfoGenerator``)."""
-    return cfg.model.z_dim + len(cfg.infogan.categorical) + cfg.infogan.continuous
+    code (see ``InfoGenerator``) or for the class (``ConditionalGenerator``)."""
+    return cfg.model.z_dim + len(cfg.infogan.categorical) + cfg.infogan.continuous \
+        + int(cfg.conditional_on)
+
+
+def _feature_dim(discriminator: nn.Module, data_shape: tuple[int, ...]) -> int:
+    with torch.no_grad():  # (eval: a probe must not move batch-norm statistics)
+        dim = features(discriminator.eval(), torch.zeros(2, *data_shape)).shape[-1]
+    discriminator.train()
+    return dim
 
 
 def build_players(cfg: Config, data_shape: tuple[int, ...]
@@ -83,6 +121,10 @@ def build_models(
     in their heads (``gankit.nets.heads``).
     """
     m, tricks, pack, info = cfg.model, cfg.tricks, cfg.tricks.pack, cfg.infogan
+    classes = cfg.conditional.classes if cfg.conditional_on else 0
+    if cfg.conditional_on and not classes:
+        raise GankitError("conditional.classes: 0 (resolve it from the data first: "
+                          "gankit.build.resolve_classes)")
     objective = get_objective(cfg.objective.name)
     # D's outputs: one logit, the embedding MMD-GAN's kernel compares, or the K class
     # logits of the semi-supervised D
@@ -90,15 +132,21 @@ def build_models(
         10 if cfg.semisupervised_on else 1
     torch.manual_seed(cfg.train.seed if seed is None else seed)
     g_net, d_net = network_spec(m.generator), network_spec(m.discriminator)
-    # (InfoGAN's G also reads its codes: one-hot categorical and continuous values)
+    # (InfoGAN's G also reads its codes: one-hot categorical and continuous values; a
+    # conditional G the one-hot class)
     generator = g_net.generator(m, tricks, data_shape,
-                                m.z_dim + sum(info.categorical) + info.continuous)
+                                m.z_dim + sum(info.categorical) + info.continuous + classes)
+    if classes:
+        generator = ConditionalGenerator(generator, m.z_dim, classes, m.z_dist)
     if cfg.infogan_on:
         generator = InfoGenerator(generator, m.z_dim, info.categorical, info.continuous,
                                   m.z_dist)
     # (also built for a non-adversarial objective, and dropped below: its draws keep the
     # global random stream as every earlier version left it)
     discriminator = d_net.discriminator(m, tricks, data_shape, pack, out_dim)
+    if classes:  # D reads the class: by projection, or classifies x beside judging it
+        discriminator = CONDITIONAL_CRITICS[cfg.conditional.method](
+            discriminator, _feature_dim(discriminator, data_shape), classes)
     if m.spectral_norm:
         discriminator = spectral_norm_layers(discriminator)
     if not objective.adversarial:  # a fixed kernel compares the data themselves, flattened
@@ -110,12 +158,9 @@ def build_models(
         discriminator = ClassifierCritic(discriminator, out_dim, cfg.semisupervised.input_noise,
                                          cfg.semisupervised.hidden_noise)
     if cfg.infogan_on:  # Q reads D's feature layer
-        with torch.no_grad():  # (eval: a probe must not move batch-norm statistics)
-            feature_dim = features(discriminator.eval(), torch.zeros(2, *data_shape)).shape[-1]
-        discriminator.train()
-        discriminator = InfoDiscriminator(discriminator, feature_dim, info.categorical,
-                                          info.continuous, info.q_width, info.fixed_std,
-                                          m.d_norm == "batch")
+        discriminator = InfoDiscriminator(
+            discriminator, _feature_dim(discriminator, data_shape), info.categorical,
+            info.continuous, info.q_width, info.fixed_std, m.d_norm == "batch")
     if pack > 1:
         discriminator = Packed(discriminator, pack, len(data_shape))
     if tricks.diffaugment:  # the outermost: each image augmented before D packs or reads it

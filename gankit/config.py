@@ -31,7 +31,8 @@ from gankit.nets.mlp import ACTIVATIONS, LATENT_DISTRIBUTIONS
 from gankit.rules import combination_problems
 
 __all__ = ["spec", "DataConfig", "ModelConfig", "ObjectiveConfig", "TricksConfig",
-           "TrainConfig", "AdaGANConfig", "InfoGANConfig", "SemiSupervisedConfig", "Config",
+           "TrainConfig", "AdaGANConfig", "InfoGANConfig", "SemiSupervisedConfig",
+           "ConditionalConfig", "Config",
            "SECTIONS", "changed_options", "from_dict", "parse_override", "load_config",
            "apply_overrides", "to_toml", "reference"]
 
@@ -232,6 +233,21 @@ class SemiSupervisedConfig:
 
 
 @dataclass
+class ConditionalConfig:
+    """Class-conditional GAN: G(z, y) draws an image of class y, and D judges (x, y)
+    (``projection``) or also classifies x (``acgan``)."""
+
+    method: str = spec("", choices=("", "projection", "acgan"),
+                       help="\"\" = off; projection: D(x, y) = ψ(φ(x)) + ⟨embed(y), φ(x)⟩ "
+                            "(Miyato & Koyama 2018); acgan: D with an auxiliary classifier "
+                            "(Odena et al. 2017)")
+    classes: int = spec(0, min=0, max=100_000,
+                        help="number of classes (0 = the data's; written resolved)")
+    ac_weight: float = spec(1.0, min=0.0,
+                            help="acgan: weight of the class cross-entropy in D's and G's costs")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -241,6 +257,7 @@ class Config:
     adagan: AdaGANConfig = field(default_factory=AdaGANConfig)
     infogan: InfoGANConfig = field(default_factory=InfoGANConfig)
     semisupervised: SemiSupervisedConfig = field(default_factory=SemiSupervisedConfig)
+    conditional: ConditionalConfig = field(default_factory=ConditionalConfig)
 
     @property
     def infogan_on(self) -> bool:
@@ -249,6 +266,10 @@ class Config:
     @property
     def semisupervised_on(self) -> bool:
         return self.semisupervised.labels_per_class > 0
+
+    @property
+    def conditional_on(self) -> bool:
+        return bool(self.conditional.method)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -260,10 +281,10 @@ class Config:
 SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)}
 
 # sections whose non-default values are a run's remedies and variants, as titles name them
-DESCRIBED = ("tricks", "infogan", "semisupervised")
+DESCRIBED = ("tricks", "infogan", "semisupervised", "conditional")
 # settings of an option, not options of their own
 SETTINGS = {"minibatch_kernel_dim", "vbn_reference_size", "q_width", "continuous_weight",
-            "input_noise", "hidden_noise", "fixed_std"}
+            "input_noise", "hidden_noise", "fixed_std", "classes", "ac_weight"}
 
 
 def changed_options(cfg: Config) -> list[str]:

@@ -21,7 +21,8 @@ from gankit.data import dataset_spec
 from gankit.data.images import labelled_data
 from gankit.errors import GankitError
 from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
-from gankit.metrics.classifier import load_classifier, predict
+from gankit.metrics.classifier import embed, load_classifier, predict
+from gankit.metrics.conditional import class_accuracy, intra_class_fd
 from gankit.metrics.images import eval_samples, image_metrics, real_data_floor
 from gankit.metrics.infogan import info_metrics, traversal
 from gankit.metrics.mmd import mixture_mmd
@@ -36,6 +37,7 @@ from gankit.metrics.twosample import (
 )
 from gankit.nets.mlp import sample_latent
 from gankit.plots import (
+    plot_class_grid,
     plot_codes,
     plot_fixed_z,
     plot_losses,
@@ -47,7 +49,8 @@ from gankit.plots import (
 from gankit.training.loop import Trained
 
 __all__ = ["real_data_floor_of", "evaluate", "evaluate_generator", "sample_metrics",
-           "summarize_seeds", "variant_metrics", "finish", "SAMPLE_METRICS", "RUN_METRICS"]
+           "summarize_seeds", "variant_metrics", "class_view", "conditional_metrics", "finish",
+           "SAMPLE_METRICS", "RUN_METRICS"]
 
 
 def mixture_sample_metrics(cfg: Config, samples: torch.Tensor, target) -> dict:
@@ -72,17 +75,24 @@ def points_sample_metrics(cfg: Config, samples: torch.Tensor, target) -> dict:
 _LABEL_CLASSIFIERS: dict[tuple, torch.nn.Module] = {}  # per data file and split, in-process
 
 
+def label_classifier(cfg: Config) -> torch.nn.Module:
+    """A small CNN trained on the class sub-folders of your image folder (once per data
+    file and split in a process)."""
+    train = build_target(cfg)
+    key = (train.info["sha256"], cfg.data.test_fraction)
+    if key not in _LABEL_CLASSIFIERS:
+        _LABEL_CLASSIFIERS[key] = train_label_classifier(train, build_target(cfg, "test"))
+    return _LABEL_CLASSIFIERS[key]
+
+
 def feature_network(cfg: Config, channels: int) -> tuple[torch.nn.Module, str]:
     """The network whose features the image metrics compare, and its name: ``data.
     features`` (a TorchScript file); else, when the folder has class sub-folders, a
     small classifier trained on those labels; else the seeded random CNN."""
-    train = build_target(cfg)
-    if not cfg.data.features and train.num_classes > 1:
-        key = (train.info["sha256"], cfg.data.test_fraction)
-        if key not in _LABEL_CLASSIFIERS:
-            _LABEL_CLASSIFIERS[key] = train_label_classifier(train, build_target(cfg, "test"))
-        net = _LABEL_CLASSIFIERS[key]
-        return net, (f"classifier of your {train.num_classes} classes (held-out accuracy "
+    classes = build_target(cfg).num_classes
+    if not cfg.data.features and classes > 1:
+        net = label_classifier(cfg)
+        return net, (f"classifier of your {classes} classes (held-out accuracy "
                      f"{net.test_accuracy:.3f})")
     if not cfg.data.features:
         return RandomFeatures(channels), "random CNN (seed 0)"
@@ -218,10 +228,59 @@ def semisupervised_metrics(cfg: Config, generator, discriminator, *, out: Path |
     return metrics
 
 
+def class_view(cfg: Config) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """images → (features, predicted classes) of the classifier that evaluates a
+    conditional run: the dataset's evaluation classifier, or for your own image folder
+    the classifier of its class sub-folders (``feature_network``)."""
+    if dataset_spec(cfg.data.name).evaluated_as == "images":
+        classifier = load_classifier(cfg.data.name, cfg.data.root or None).to("cpu")
+
+        def view(x):
+            e = embed(classifier, x)
+            return e.features, e.labels
+        return view
+    features, _ = feature_network(cfg, build_target(cfg).shape[0])
+    classifier = label_classifier(cfg)
+
+    @torch.no_grad()
+    def view(x):
+        x = x.cpu()
+        return features(x), classifier.logits(x).argmax(1)
+    return view
+
+
+def conditional_metrics(cfg: Config, generator, discriminator, *, out: Path | None = None,
+                        baseline: bool = False) -> dict:
+    """``class_accuracy`` and ``intra_fd`` of G's samples of each class (as many as the
+    test split holds of it) against the test split, and ``intra_fd_floor``, the training
+    split's images in their place; with ``out``, ``classes.png`` (a row per class)."""
+    train, test = build_target(cfg), build_target(cfg, "test")
+    view, seed = class_view(cfg), cfg.train.seed + EVAL_SEED_OFFSET
+    classes = cfg.conditional.classes
+    counts = torch.bincount(test.labels, minlength=classes).tolist()
+    fake = torch.cat([generate(cfg, generator, c, seed + y, label=y)
+                      for y, c in enumerate(counts) if c])
+    intended = torch.cat([torch.full((c,), y) for y, c in enumerate(counts) if c])
+    g = torch.Generator().manual_seed(0)  # the floor: as many training images per class
+    floor_index = torch.cat([torch.nonzero(train.labels == y)[:, 0][
+        torch.randperm(int((train.labels == y).sum()), generator=g)[:c]]
+        for y, c in enumerate(counts) if c])
+    (f_fake, predicted), (f_test, _) = view(fake), view(test.images)
+    f_floor, _ = view(train.images[floor_index])
+    if out is not None:
+        grid = torch.stack([generate(cfg, generator, 10, seed, label=y) for y in range(classes)])
+        plot_class_grid(grid, Path(out) / "classes.png", title=run_title(cfg))
+    return {"class_accuracy": class_accuracy(predicted, intended),
+            "intra_fd": intra_class_fd(f_fake, intended, f_test, test.labels),
+            "intra_fd_floor": intra_class_fd(f_floor, train.labels[floor_index], f_test,
+                                             test.labels)}
+
+
 # (when the run has it, its metrics): what variants add beside the data's own metrics
 RUN_METRICS: list[tuple[Callable[[Config], bool], Callable]] = [
     (lambda cfg: cfg.infogan_on, infogan_metrics),
     (lambda cfg: cfg.semisupervised_on, semisupervised_metrics),
+    (lambda cfg: cfg.conditional_on, conditional_metrics),
 ]
 
 

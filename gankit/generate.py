@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import torch
 
 from gankit.config import Config
+from gankit.errors import GankitError
 from gankit.nets.mlp import sample_latent
 from gankit.nets.stacked import Stacked
 
@@ -19,10 +20,18 @@ EVAL_SEED_OFFSET = 1_000_003  # evaluation noise is fixed per run, apart from tr
 
 @torch.no_grad()
 def generate(
-    cfg: Config, generator: torch.nn.Module, n: int, seed: int | torch.Generator
+    cfg: Config, generator: torch.nn.Module, n: int, seed: int | torch.Generator, *,
+    label: int | None = None,
 ) -> torch.Tensor:
     """n samples from ``generator`` (in eval mode), latent noise drawn on the CPU from
-    ``seed`` — or from a CPU ``torch.Generator`` to continue its stream."""
+    ``seed`` — or from a CPU ``torch.Generator`` to continue its stream. ``label``: of a
+    conditional generator, samples of that class (the same latent noise, its class
+    coordinate replaced)."""
+    classes = getattr(generator, "num_classes", None)
+    if label is not None and not (classes and 0 <= label < classes):
+        raise GankitError(f"--class: {label} given; allowed: "
+                          + (f"0 to {classes - 1}" if classes else
+                             "nothing (the run is not conditional: conditional.method)"))
     rng = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
     device = next(generator.parameters()).device
     was_training = generator.training
@@ -32,7 +41,10 @@ def generate(
         # (an AdaGAN mixture's latent has one more coordinate: the component)
         z_dim = getattr(generator, "z_dim", cfg.model.z_dim)
         z = sample_latent(min(65536, n - start), z_dim, cfg.model.z_dist, rng, "cpu")
-        out.append(generator(z.to(device)).float().cpu())
+        z = z.to(device)
+        x = generator(z) if label is None else generator.decode(
+            z[..., :generator.noise_dim], torch.full(z.shape[:-1], label, device=device))
+        out.append(x.float().cpu())
     generator.train(was_training)
     return torch.cat(out)
 

@@ -20,7 +20,7 @@ from gankit.metrics.modes import WELL_COVERED_SHARE, mode_histogram  # noqa: E40
 
 __all__ = ["run_title", "save_figure", "plot_limits", "image_grid", "plot_image_grid",
            "plot_fixed_z", "plot_nearest_neighbours", "plot_samples", "plot_points", "plot_adagan",
-           "plot_traversal", "plot_codes", "plot_losses"]
+           "plot_traversal", "plot_class_grid", "plot_codes", "plot_losses"]
 
 
 def save_figure(fig, path: str | Path) -> None:
@@ -289,6 +289,21 @@ def plot_traversal(grids: list[torch.Tensor], path: str | Path, span: float = 2.
         ax.set_axis_off()
         ax.set_title(f"rows: categorical code · columns: continuous code {j + 1}, "
                      f"{-span:g} → {span:g}", fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_class_grid(grid: torch.Tensor, path: str | Path, title: str = "") -> None:
+    """A conditional generator's samples (K, m, C, H, W): a row per class, a column per
+    latent z (the same z down a column, so a column shows one style in every class)."""
+    classes, m = grid.shape[:2]
+    fig, ax = plt.subplots(figsize=(0.5 * m + 0.8, 0.5 * classes + 0.7))
+    ax.imshow(image_grid(grid.reshape(classes * m, *grid.shape[2:]), cols=m), cmap="gray",
+              vmin=0, vmax=1, interpolation="nearest")
+    h = grid.shape[-2] + 1
+    ax.set_yticks([1 + h * (y + 0.5) for y in range(classes)], [str(y) for y in range(classes)])
+    ax.set_xticks([])
+    ax.set_ylabel("class")
+    ax.set_title(title or "a row per class, the same z down each column", fontsize=8)
     save_figure(fig, path)
 
 

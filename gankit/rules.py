@@ -48,7 +48,8 @@ D_TRICKS = {"pack": 1, "unroll_steps": 0, "minibatch_discrimination": 0,
 USER_DEFAULTS = {"path": "", "test_fraction": 0.2, "features": "", "means": [], "stds": [],
                  "weights": []}
 VARIANTS = {"infogan": ("infogan.categorical / continuous", lambda c: c.infogan_on),
-            "semisupervised": ("semisupervised.labels_per_class", lambda c: c.semisupervised_on)}
+            "semisupervised": ("semisupervised.labels_per_class", lambda c: c.semisupervised_on),
+            "conditional": ("conditional.method", lambda c: c.conditional_on)}
 
 
 def _names(registry: dict, keep) -> str:
@@ -111,7 +112,7 @@ RULES: list[Rule] = [
                                                     f"with {f} set: {a}")
       for variant, (field, on) in VARIANTS.items()
       for what, bad, allowed in (
-          ("train.seeds", lambda c, v=variant: c.train.seeds > 1 and v == "semisupervised", 1),
+          ("train.seeds", lambda c, v=variant: c.train.seeds > 1 and v != "infogan", 1),
           ("tricks.pack", lambda c: c.tricks.pack > 1, 1),
           ("tricks.unroll_steps", lambda c: c.tricks.unroll_steps > 0, 0),
           ("adagan.components", lambda c: c.adagan.components > 1, 1))],
@@ -130,10 +131,24 @@ RULES: list[Rule] = [
                                        or dataset_spec(c.data.name).kind == "mixture"),
            "a dataset with class labels or a mixture"))],
     Rule("model.generator", lambda c: c.model.generator == "user" and (
-        c.infogan_on or c.semisupervised_on or c.objective.autoencoder_weight),
-         lambda c: "your own modules have no InfoGAN Q head, K+1 classifier or decoder; "
-                   "allowed with them: infogan, semisupervised and objective."
-                   "autoencoder_weight off (or the config's networks)"),
+        c.infogan_on or c.semisupervised_on or c.objective.autoencoder_weight
+        or c.conditional_on),
+         lambda c: "your own modules have no InfoGAN Q head, K+1 classifier, decoder or class "
+                   "input; allowed with them: infogan, semisupervised, conditional and "
+                   "objective.autoencoder_weight off (or the config's networks)"),
+    # what a conditional run does not (yet) combine with
+    *[Rule(what, lambda c, bad=bad: c.conditional_on and bad(c),
+           lambda c, a=allowed: f"not available with conditional.method = "
+                                f"{c.conditional.method!r} yet; allowed: {a}")
+      for what, bad, allowed in (
+          ("tricks.feature_matching", lambda c: c.tricks.feature_matching, "false"),
+          ("tricks.minibatch_discrimination", lambda c: c.tricks.minibatch_discrimination, "0"),
+          ("infogan.categorical", lambda c: c.infogan_on, "[] (and infogan.continuous = 0)"),
+          ("semisupervised.labels_per_class", lambda c: c.semisupervised_on, "0"),
+          ("data.name", lambda c: not (dataset_spec(c.data.name).labels
+                                       or c.data.name == "images"),
+           "a dataset with class labels ("
+           + _names(DATASETS, lambda d: d.labels) + ") or images (class sub-folders)"))],
     *[Rule(field, lambda c, on=on: on(c) and not _objective(c).adversarial,
            lambda c, f=field: f"{f} acts on a discriminator and {c.objective.name} has "
                               "none; allowed: off")

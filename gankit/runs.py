@@ -43,12 +43,12 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
                            data=data, callbacks=callbacks)
     if trained is None:
         return None
-    return _evaluated(cfg, out, trained, callbacks)
+    return _evaluated(out, trained, callbacks)
 
 
-def _evaluated(cfg: Config, out: str | Path, trained, callbacks: tuple) -> dict:
+def _evaluated(out: str | Path, trained, callbacks: tuple) -> dict:
     """``finish`` the run, then tell the callbacks that have ``on_eval``."""
-    summary = finish(cfg, out, trained)
+    summary = finish(trained.cfg, out, trained)
     for callback in callbacks:
         if hasattr(callback, "on_eval"):
             callback.on_eval(Path(out), summary)
@@ -185,7 +185,7 @@ def fit(generator: nn.Module, discriminator: nn.Module, data, *,
     if trained is None:
         return None
     _trace(trained.generator, trained.discriminator, cfg, out, shape)  # (before on_eval)
-    return _evaluated(cfg, out, trained, callbacks)
+    return _evaluated(out, trained, callbacks)
 
 
 @torch.no_grad()

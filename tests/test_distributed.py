@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from gankit.build import build_models, build_target
@@ -15,6 +16,9 @@ from gankit.training.costs import Batch, discriminator_cost, generator_cost
 from gankit.training.distributed import RANK_SEED_OFFSET
 from gankit.training.loop import make_optimizers
 from gankit.training.step import discriminator_step, generator_step
+
+# one worker runs these one after another: two torchrun launches at once compete for ports
+pytestmark = pytest.mark.xdist_group("torchrun")
 
 SETTINGS = ["model.g_width=16", "model.d_width=16", "train.batch_size=16",
             "train.log_every=1", "train.checkpoint_every=1", "train.device='cpu'",

@@ -38,7 +38,7 @@ from gankit.errors import GankitError
 __all__ = ["IMAGE_DATASETS", "SPLITS", "SPLIT_SEED", "DIGITS_TRAIN_FRACTION",
            "MNIST5K_TRAIN_PER_CLASS", "STACKED_FIXED_SIZE", "MNIST_FILES", "ImageData",
            "StackedImageData", "stacked_labels", "load_images", "is_image_dataset", "read_idx",
-           "labelled_subset", "labelled_data"]
+           "labelled_subset", "labelled_data", "class_frequencies"]
 
 
 Tensor = torch.Tensor
@@ -369,6 +369,12 @@ def labelled_subset(labels: Tensor, per_class: int, num_classes: int, seed: int)
                               f"has {len(idx)} training examples; allowed: <= {len(idx)}")
         picks.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
     return torch.cat(picks)
+
+
+def class_frequencies(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The share of each class 0..K−1 among ``labels`` (float32, sums to 1)."""
+    counts = torch.bincount(labels.cpu(), minlength=num_classes).float()
+    return counts / counts.sum()
 
 
 def labelled_data(train, per_class: int, seed: int):

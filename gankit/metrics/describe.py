@@ -36,6 +36,12 @@ METRICS: dict[str, tuple[str, str]] = {
     "categorical_accuracy": ("↑", "InfoGAN: first code's accuracy as a class (best matching)"),
     "mi_bound": ("↑", "InfoGAN: variational lower bound on I(c; G(z, c)), nats"),
     "mi_max": ("", "InfoGAN: H(c), the bound's ceiling, nats"),
+    "class_accuracy": ("↑", "conditional: fraction of samples drawn for class y that the "
+                            "classifier labels y"),
+    "intra_fd": ("↓", "conditional: FD of each class's samples to its real images, averaged "
+                      "over the classes"),
+    "intra_fd_floor": ("", "conditional: the same for training images (what real data "
+                           "scores)"),
     "test_error": ("↓", "semi-supervised: D's classification error on the test split"),
     "labelled_only_test_error": ("↓", "the same network trained on the labels alone"),
     "error_ratio": ("↓", "test_error / labelled_only_test_error"),

@@ -14,6 +14,11 @@
   classifier into a discriminator whose logit is log Σ_k exp(l_k)
   (``gankit.losses.semisupervised``).
 - MMD-GAN (Li et al. 2017): ``AutoencodingCritic`` adds a decoder to the feature network.
+- Class-conditional GANs: ``ConditionalGenerator`` reads a class y beside z, drawn from
+  one more latent coordinate like an InfoGAN code (with the data's class frequencies);
+  ``ProjectionCritic`` is the projection discriminator (Miyato & Koyama 2018),
+  ``AuxiliaryClassifierCritic`` AC-GAN's D with a class head (Odena et al. 2017). Both
+  critics take ``forward(x, y)``.
 
 Every discriminator here follows gankit's protocol: ``forward(x)`` is D's output and
 ``features(x)`` its feature layer (the input of its last layer; see ``gankit.nets.layers``).
@@ -26,11 +31,12 @@ import math
 import torch
 from torch import nn
 
-from gankit.nets.layers import features
+from gankit.nets.layers import features, head_of
 from gankit.nets.mlp import ACTIVATIONS
 
 __all__ = ["uniform_from_latent", "InfoGenerator", "InfoDiscriminator", "ClassifierCritic",
-           "GaussianNoise", "AutoencodingCritic"]
+           "GaussianNoise", "AutoencodingCritic", "ConditionalGenerator", "ProjectionCritic",
+           "AuxiliaryClassifierCritic"]
 
 
 Tensor = torch.Tensor
@@ -41,6 +47,11 @@ def uniform_from_latent(u: Tensor, z_dist: str) -> Tensor:
     uniform ones on [−1, 1]."""
     p = 0.5 * (1 + torch.erf(u / math.sqrt(2))) if z_dist == "normal" else (u + 1) / 2
     return p.clamp(0.0, 1.0 - 1e-7)
+
+
+def one_hot(y: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
+    # (a comparison, not F.one_hot: it checks values, which vmap over seeds forbids)
+    return (y[..., None] == torch.arange(num_classes, device=y.device)).to(dtype)
 
 
 class InfoGenerator(nn.Module):
@@ -69,8 +80,7 @@ class InfoGenerator(nn.Module):
 
     def decode(self, z: Tensor, categorical: Tensor, continuous: Tensor) -> Tensor:
         """G on explicit codes: ``continuous`` may leave [−1, 1] (traversals)."""
-        # (a comparison, not F.one_hot: it checks values, which vmap over seeds forbids)
-        onehots = [(categorical[..., i, None] == torch.arange(k, device=z.device)).to(z.dtype)
+        onehots = [one_hot(categorical[..., i], k, z.dtype)
                    for i, k in enumerate(self.categorical)]
         return self.net(torch.cat([z, *onehots, continuous.to(z.dtype)], dim=-1))
 
@@ -182,3 +192,87 @@ class AutoencodingCritic(torch.nn.Module):
     def reconstruction_error(self, x: Tensor) -> Tensor:
         error = self.decoder(self.encoder(x)) - x
         return error.square().flatten(1).mean(1)
+
+
+class ConditionalGenerator(nn.Module):
+    """G(z, y) over a latent u = (z, one coordinate for the class): ``labels(u)`` maps
+    that coordinate through its CDF to a class drawn with probabilities ``class_prior``
+    (a buffer, set to the training data's class frequencies), and ``decode(z, y)`` runs
+    ``net`` on z and one-hot(y) (Mirza & Osindero 2014). So ``forward(u)``, sampling and
+    evaluation see a plain generator whose samples are a mixture of the classes.
+
+    ``net`` is any generator whose input has z_dim + num_classes coordinates.
+    """
+
+    any_leading_dims = True
+
+    def __init__(self, net: nn.Module, noise_dim: int, num_classes: int,
+                 z_dist: str = "normal") -> None:
+        super().__init__()
+        self.net, self.noise_dim, self.num_classes = net, noise_dim, num_classes
+        self.z_dim, self.z_dist = noise_dim + 1, z_dist
+        self.register_buffer("class_prior", torch.full((num_classes,), 1.0 / num_classes))
+
+    def labels(self, u: Tensor) -> Tensor:
+        """The class (int64) each latent u encodes."""
+        p = uniform_from_latent(u[..., -1], self.z_dist)
+        bounds = self.class_prior.cumsum(0)[:-1].to(p.dtype)
+        return torch.searchsorted(bounds, p.contiguous(), right=True)
+
+    def decode(self, z: Tensor, y: Tensor) -> Tensor:
+        """Images of classes ``y`` (int64, one per row of ``z``)."""
+        return self.net(torch.cat([z, one_hot(y, self.num_classes, z.dtype)], dim=-1))
+
+    def forward(self, u: Tensor) -> Tensor:
+        return self.decode(u[..., :self.noise_dim], self.labels(u))
+
+
+def _linear_init(weight: Tensor) -> Tensor:
+    """nn.Linear's default scale, U(±1/√fan_in): ⟨embed(y), φ(x)⟩ starts as large as
+    ψ(φ(x)) (a unit-normal embedding would dwarf it by √fan_in)."""
+    bound = 1 / math.sqrt(weight.shape[1])
+    return nn.init.uniform_(weight, -bound, bound)
+
+
+class ProjectionCritic(nn.Module):
+    """The projection discriminator (Miyato & Koyama 2018, "cGANs with Projection
+    Discriminator", eq. 3): D(x, y) = ψ(φ(x)) + ⟨embed(y), φ(x)⟩, φ D's feature layer and
+    ψ its head. It is the form of the optimal D when p(y|x) is log-linear in φ(x): the
+    class enters as an inner product, not as an input D could ignore."""
+
+    def __init__(self, net: nn.Module, feature_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.net, self.num_classes, self.out_dim = net, num_classes, 1
+        self.embed = nn.Embedding(num_classes, feature_dim)
+        _linear_init(self.embed.weight)
+
+    def features(self, x: Tensor) -> Tensor:
+        return features(self.net, x)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        h = features(self.net, x)
+        out = head_of(self.net)(h).squeeze(-1)
+        if y is None:  # (a picture of D's verdict without a class: ψ alone)
+            return out
+        return out + (self.embed(y) * h).sum(-1)
+
+
+class AuxiliaryClassifierCritic(nn.Module):
+    """AC-GAN's discriminator (Odena, Olah & Shlens 2017, "Conditional Image Synthesis
+    with Auxiliary Classifier GANs"): D's real/fake logit as before (it ignores y), and
+    ``classify(x)``, the class logits of a linear head on D's feature layer."""
+
+    def __init__(self, net: nn.Module, feature_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.net, self.num_classes = net, num_classes
+        self.out_dim = getattr(net, "out_dim", 1)
+        self.classifier = nn.Linear(feature_dim, num_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return features(self.net, x)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.net(x)
+
+    def classify(self, x: Tensor) -> Tensor:
+        return self.classifier(features(self.net, x))

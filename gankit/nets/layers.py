@@ -15,8 +15,8 @@ from torch import nn
 from gankit.autodiff import double_backward_on
 from gankit.errors import GankitError
 
-__all__ = ["AUGMENTATIONS", "DiffAugment", "Logits", "spectral_norm_layers", "features", "call",
-           "MethodView", "pack", "Packed", "FourierFeatures",
+__all__ = ["AUGMENTATIONS", "DiffAugment", "Logits", "spectral_norm_layers", "features",
+           "head_of", "call", "MethodView", "pack", "Packed", "FourierFeatures",
            "MinibatchDiscrimination", "VirtualBatchNorm"]
 
 
@@ -31,6 +31,18 @@ def features(discriminator: nn.Module, x: torch.Tensor) -> torch.Tensor:
     raise GankitError(f"discriminator: {type(discriminator).__name__} has no feature layer; "
                       "allowed: a module with a features(x) method, or an nn.Sequential "
                       "(its last layer is the head)")
+
+
+def head_of(discriminator: nn.Module) -> nn.Module:
+    """D's last layer, which maps ``features(x)`` to its output: ``D.head``, or the last
+    layer of an ``nn.Sequential`` D."""
+    head = getattr(discriminator, "head", None)
+    if isinstance(head, nn.Module):
+        return head
+    if isinstance(discriminator, nn.Sequential) and len(discriminator) > 1:
+        return discriminator[-1]
+    raise GankitError(f"discriminator: {type(discriminator).__name__} has no head; allowed: a "
+                      "module with a head attribute (its last layer), or an nn.Sequential")
 
 
 def call(module: nn.Module, name: str, x: torch.Tensor):
@@ -205,8 +217,10 @@ class DiffAugment(nn.Module):
         self.rng_state.copy_(g.get_state())
         return x.reshape(*lead, *x.shape[-4:])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.discriminator(self.augment(x))
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        # (y: the classes of a conditional D; the augmentations keep them)
+        return self.discriminator(self.augment(x)) if y is None else \
+            self.discriminator(self.augment(x), y)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return features(self.discriminator, self.augment(x))

@@ -138,6 +138,12 @@ class MLPDiscriminator(nn.Module):
             h = self.net[i](h)
         return h
 
+    @property
+    def head(self) -> nn.Module | None:
+        """The output layer on ``features(x)`` (None with minibatch discrimination, whose
+        layer comes between them)."""
+        return self.net[-1] if self.mbd is None else None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(x)
         if self.mbd is not None:
@@ -175,3 +181,7 @@ class FlatInput(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.features(x.flatten(-self.dims))
+
+    @property
+    def head(self) -> nn.Module | None:
+        return self.net.head

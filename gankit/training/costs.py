@@ -1,10 +1,12 @@
 """The players' costs, built once from the config: each a sum of named terms.
 
 D's cost is the objective's D loss plus what the run turns on (the gradient penalty,
-MMD-GAN's reconstruction term, InfoGAN's information term, the semi-supervised
-cross-entropy), then the historical-averaging penalty on D's parameters. G's cost is
-the objective's G loss (or feature matching) plus InfoGAN's term and its own
-historical average. The step and the unrolled critic call the same cost.
+R1/R2, MMD-GAN's reconstruction term, InfoGAN's information term, the semi-supervised
+cross-entropy, AC-GAN's class cross-entropy), then the historical-averaging penalty on
+D's parameters. G's cost is the objective's G loss (or feature matching) plus InfoGAN's
+or AC-GAN's term and its own historical average. In a conditional run every call of D
+passes the classes of the images it judges (``judge``). The step and the unrolled critic
+call the same cost.
 
 A term is ``term(critic, batch, logs) -> scalar`` and returns a mean over seeds;
 ``Cost`` multiplies the sum by S when S seeds train together (the sum of the S seeds'
@@ -15,11 +17,13 @@ penalties, which are already sums over seeds. Adding a term to a player is one e
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from gankit.config import Config
 from gankit.losses.info import info_loss
@@ -33,14 +37,15 @@ from gankit.training.distributed import unwrap
 from gankit.training.tricks import HistoricalAverage
 
 Tensor = torch.Tensor
-__all__ = ["Batch", "Cost", "discriminator_cost", "generator_cost"]
+__all__ = ["Batch", "Cost", "judge", "discriminator_cost", "generator_cost"]
 
 
 @dataclass(frozen=True)
 class Batch:
     """What one update reads: real data, the latent z, and G(z) once made (``fake``);
-    InfoGAN's codes in z and the semi-supervised labelled examples where the run has
-    them; ``rng``, the stream of the penalties' own noise."""
+    InfoGAN's codes in z, the semi-supervised labelled examples and a conditional run's
+    classes (of real, of fake) where the run has them; ``rng``, the stream of the
+    penalties' own noise."""
 
     real: Tensor
     z: Tensor
@@ -49,6 +54,18 @@ class Batch:
     labelled: tuple[Tensor, Tensor] | None = None
     rng: Rng = None
     step: int = 0  # the training step (for options annealed over training)
+    classes: tuple[Tensor, Tensor] | None = None
+
+    def class_of(self, which: str) -> Tensor | None:
+        """The classes of the ``"real"`` or ``"fake"`` batch (None if unconditional)."""
+        return None if self.classes is None else self.classes[which == "fake"]
+
+
+def judge(critic: Callable, b: Batch, which: str) -> Callable[[Tensor], Tensor]:
+    """D as a function of x alone: in a conditional run, D(·, y) with the classes of
+    ``b``'s ``which`` batch (a penalty differentiates it in x with y held)."""
+    y = b.class_of(which)
+    return critic if y is None else functools.partial(critic, y=y)
 
 
 Term = Callable[[Callable, Batch, dict], Tensor]
@@ -90,16 +107,17 @@ def objective_d_term(objective: Objective) -> Term:
     """The objective's D loss on D's outputs for (real, fake); keeps them in ``logs``."""
 
     def term(critic, b: Batch, logs: dict) -> Tensor:
-        logs["real_logits"] = real = critic(b.real)
-        logs["fake_logits"] = fake = critic(b.fake)
+        logs["real_logits"] = real = judge(critic, b, "real")(b.real)
+        logs["fake_logits"] = fake = judge(critic, b, "fake")(b.fake)
         return objective.discriminator(real, fake)
 
     return term
 
 
 def gradient_penalty_term(critic, b: Batch, logs: dict) -> Tensor:
-    # the bare D: DDP does not support the penalty's input gradient (create_graph)
-    return gradient_penalty(unwrap(critic), b.real, b.fake, b.rng)
+    # the bare D: DDP does not support the penalty's input gradient (create_graph);
+    # a conditional D judges the interpolates as of the real batch's classes
+    return gradient_penalty(judge(unwrap(critic), b, "real"), b.real, b.fake, b.rng)
 
 
 def _batch_dims(critic) -> int:
@@ -116,7 +134,7 @@ def zero_centred_term(on: str, every: int = 1) -> Term:
         x = b.real if on == "real" else b.fake
         if every > 1 and b.step % every:
             return torch.zeros((), device=x.device)
-        value = zero_centred_penalty(unwrap(critic), x, _batch_dims(critic))
+        value = zero_centred_penalty(judge(unwrap(critic), b, on), x, _batch_dims(critic))
         return value if every == 1 else every * value
 
     return term
@@ -139,6 +157,18 @@ def supervised_term(critic, b: Batch, logs: dict) -> Tensor:
     return supervised_loss(call(unwrap(critic), "classify", x), y)
 
 
+def class_term(on: tuple[str, ...]) -> Term:
+    """AC-GAN's class cross-entropy (Odena et al. 2017, L_C): of D's classifier on the
+    real and fake batches (D's term), or on the fake batch (G's), averaged over them."""
+
+    def term(critic, b: Batch, logs: dict) -> Tensor:
+        losses = [F.cross_entropy(call(unwrap(critic), "classify", getattr(b, which)),
+                                  b.class_of(which)) for which in on]
+        return sum(losses) / len(losses)
+
+    return term
+
+
 def discriminator_cost(cfg: Config, objective: Objective,
                        history: HistoricalAverage | None = None) -> Cost:
     """D's cost for the run ``cfg`` describes (``objective`` built from it)."""
@@ -159,6 +189,8 @@ def discriminator_cost(cfg: Config, objective: Objective,
                       information_term(info.continuous_weight)))
     if cfg.semisupervised_on:  # with the cross-entropy objective: ½ (L_sup + L_unsup)
         terms.append(("supervised", 0.5, supervised_term))
+    if cfg.conditional.method == "acgan":  # ½ of the paper's L_C, as the objective's ½ V
+        terms.append(("classes", cfg.conditional.ac_weight, class_term(("real", "fake"))))
     penalties = [("historical_average", history.penalty)] if history is not None else []
     return Cost(terms, penalties)
 
@@ -169,9 +201,9 @@ def objective_g_term(objective: Objective) -> Term:
     """The objective's G loss on D's outputs for the fake batch (and, for a kernel or
     relativistic objective, D's outputs for the real batch, held fixed)."""
     if objective.needs_real:  # MMD: G's batch is compared with a real one
-        return lambda critic, b, logs: objective.generator(critic(b.fake),
-                                                            critic(b.real).detach())
-    return lambda critic, b, logs: objective.generator(critic(b.fake))
+        return lambda critic, b, logs: objective.generator(
+            judge(critic, b, "fake")(b.fake), judge(critic, b, "real")(b.real).detach())
+    return lambda critic, b, logs: objective.generator(judge(critic, b, "fake")(b.fake))
 
 
 def top_k_fraction(step: int, gamma: float, floor: float) -> float:
@@ -187,7 +219,7 @@ def top_k_term(objective: Objective, gamma: float, floor: float) -> Term:
     samples; the gradient reaches only those k."""
 
     def term(critic, b: Batch, logs: dict) -> Tensor:
-        logits = critic(b.fake)
+        logits = judge(critic, b, "fake")(b.fake)
         n = logits.shape[-1]
         k = max(1, math.ceil(n * top_k_fraction(b.step, gamma, floor)))
         logs["top_k"] = k
@@ -212,5 +244,7 @@ def generator_cost(cfg: Config, objective: Objective,
     if cfg.infogan_on:
         terms.append(("information", 0.5 * cfg.infogan.weight,
                       information_term(cfg.infogan.continuous_weight)))
+    if cfg.conditional.method == "acgan":
+        terms.append(("classes", 0.5 * cfg.conditional.ac_weight, class_term(("fake",))))
     penalties = [("historical_average", history.penalty)] if history is not None else []
     return Cost(terms, penalties)

@@ -19,9 +19,16 @@ import torch
 from tqdm.auto import tqdm
 
 from gankit import io
-from gankit.build import build_objective, build_players, build_target, latent_dim, resolve_device
+from gankit.build import (
+    build_objective,
+    build_players,
+    build_target,
+    latent_dim,
+    resolve_classes,
+    resolve_device,
+)
 from gankit.config import Config, from_dict
-from gankit.data.images import labelled_data
+from gankit.data.images import class_frequencies, labelled_data
 from gankit.errors import GankitError
 from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
 from gankit.nets.mlp import sample_latent
@@ -73,13 +80,15 @@ class Interrupted(Exception):
 @dataclass
 class Trained:
     """What a finished loop hands to evaluation: the sampling generator (G or its weight
-    average), D, the data, the run's metadata and the training seconds."""
+    average), D, the data, the run's metadata, the training seconds and the run's
+    config as resolved from its data (``conditional.classes``)."""
 
     generator: torch.nn.Module
     discriminator: torch.nn.Module
     target: object
     run_info: dict
     wall_time: float
+    cfg: Config
 
 
 @dataclass
@@ -215,7 +224,7 @@ def train_loop(run: Run, *, progress: bool = True, stop_after: int | None = None
     if not run.world.main:
         return None
     return Trained(state.sampler, state.discriminator, run.target, run.run_info,
-                   time.perf_counter() - wall0)
+                   time.perf_counter() - wall0, cfg)
 
 
 def notify(run: Run, event: str, value) -> None:
@@ -349,11 +358,11 @@ def check_device_options(cfg: Config, device: torch.device, world: World) -> Non
             raise GankitError(f"train.{field}: {getattr(t, field)!r} is a CUDA option and the "
                               f"device is {device.type}; allowed here: "
                               f"{'float32' if field == 'precision' else 'false'}")
-    if world.distributed and (cfg.infogan_on or cfg.semisupervised_on
+    if world.distributed and (cfg.infogan_on or cfg.semisupervised_on or cfg.conditional_on
                               or cfg.objective.autoencoder_weight):
-        raise GankitError("torchrun: infogan, semisupervised and objective.autoencoder_weight "
-                          "runs train in one process (their extra D terms bypass DDP's "
-                          "gradient sync); run gankit train")
+        raise GankitError("torchrun: infogan, semisupervised, conditional and objective."
+                          "autoencoder_weight runs train in one process (their extra D terms or "
+                          "inputs are not set up for DDP yet); run gankit train")
 
 
 def batch_sampler(cfg: Config, data, generator: torch.nn.Module, rng: Rng,
@@ -367,12 +376,14 @@ def batch_sampler(cfg: Config, data, generator: torch.nn.Module, rng: Rng,
     codes = getattr(getattr(generator, "template", generator), "codes", None)
 
     def draw(step: int = 0) -> Batch:
-        real = per_seed(rng, lambda g: data.sample(n, g, device))
+        real, y = per_seed(rng, lambda g: data.sample(n, g, device, return_labels=True)) \
+            if cfg.conditional_on else (per_seed(rng, lambda g: data.sample(n, g, device)), None)
         z = per_seed(rng, lambda g: sample_latent(n, latent_dim(cfg), cfg.model.z_dist, g,
                                                   device))
         return Batch(real, z, codes=codes(z) if codes is not None else None, rng=rng, step=step,
                      labelled=labelled.sample(t.batch_size, rng, device, return_labels=True)
-                     if labelled is not None else None)
+                     if labelled is not None else None,
+                     classes=(y, generator.labels(z)) if y is not None else None)
 
     return draw
 
@@ -385,11 +396,14 @@ def start(cfg: Config, out: Path, device: torch.device, world: World, *, resume:
     t, tricks = cfg.train, cfg.tricks
     check_device_options(cfg, device, world)
     target = build_target(cfg)
+    cfg = resolve_classes(cfg, target)  # (a conditional run: the data's classes)
     labelled = None  # semi-supervised: the labelled examples, class-balanced by seed
     if cfg.semisupervised_on:
         labelled = labelled_data(target, cfg.semisupervised.labels_per_class, t.seed)
     generator, discriminator = players if players is not None else \
         build_players(cfg, target.shape)
+    if cfg.conditional_on:  # G draws classes as often as the training data holds them
+        generator.class_prior.copy_(class_frequencies(target.labels, cfg.conditional.classes))
     generator.to(device), discriminator.to(device)
     if t.channels_last:  # convolution weights in NHWC order; inputs follow them
         generator.to(memory_format=torch.channels_last)

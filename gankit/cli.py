@@ -323,6 +323,12 @@ def print_columns(metrics: dict, floor: dict, title: str) -> None:
     print_labels(metrics)
 
 
+def check_unconditional(cfg) -> None:
+    if cfg.conditional_on:
+        raise GankitError("--correct: not for a conditional run yet (its D's density ratio is "
+                          "per class); allowed: without --correct")
+
+
 def cmd_eval(args) -> int:
     cfg, generator, discriminator, state = load_run(args.run_dir)
     step = int(state["step"])
@@ -358,15 +364,13 @@ def cmd_eval(args) -> int:
 
 def evaluate_seed(args, cfg, generator, discriminator) -> dict:
     """Raw metrics of one seed's generator and, with ``--correct``, corrected ones."""
-
+    if args.correct:
+        check_unconditional(cfg)
     metrics, _ = evaluate_generator(cfg, generator)
     # InfoGAN's code metrics, the semi-supervised D's test error (its labelled-only
     # baseline is trained once, at the end of training: summary.json)
     metrics.update(variant_metrics(cfg, generator, discriminator))
     result = {"seed": cfg.train.seed, "metrics": metrics}
-    if args.correct and args.label is not None:
-        raise GankitError("--class: not with --correct yet (the correction's D judges "
-                          "images without their class); allowed: one of them")
     if args.correct:
         check_correction_args(args)
         samples, rate = corrected_samples(cfg, generator, discriminator, args.correct,
@@ -430,6 +434,7 @@ def cmd_sample(args) -> int:
         raise GankitError("--class: not with --correct yet (the correction's D judges "
                           "images without their class); allowed: one of them")
     if args.correct:
+        check_unconditional(cfg)
         check_correction_args(args)
         samples, rate = corrected_samples(cfg, generator, discriminator, args.correct,
                                           n=args.n, seed=args.seed, mh_steps=args.mh_steps,

@@ -184,6 +184,9 @@ def test_a_conditional_run_end_to_end_sample_a_class_and_its_metrics(tmp_path, c
     np.testing.assert_allclose(threes, expected.numpy(), atol=1e-6)
     assert main(["sample", str(run), "--class", "10", "--out", str(tmp_path / "x.npy")]) == 2
     assert "--class: 10 given; allowed: 0 to 9" in capsys.readouterr().err
+    # D's density ratio is per class: no --correct yet
+    assert main(["eval", str(run), "--correct", "drs"]) == 2
+    assert "--correct: not for a conditional run" in capsys.readouterr().err
 
 
 def test_an_image_folder_with_class_folders_trains_conditionally(tmp_path, capsys):

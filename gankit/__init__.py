@@ -14,7 +14,13 @@ One update by hand: ``discriminator_step`` / ``generator_step`` with the costs t
 The registries: ``OBJECTIVES``, ``DATASETS``, ``NETWORKS``; the config rules: ``RULES``.
 """
 
-from gankit.build import build_models, build_objective, build_players, build_target
+from gankit.build import (
+    build_models,
+    build_objective,
+    build_players,
+    build_target,
+    resolve_classes,
+)
 from gankit.callbacks import Callback, JsonlLog, TensorBoard
 from gankit.config import Config, load_config
 from gankit.data import DATASETS, DatasetSpec, GaussianMixture, mixture
@@ -48,7 +54,7 @@ __all__ = [
     "evaluate_generator", "Callback", "JsonlLog", "TensorBoard",
     "sample_metrics",
     # building blocks
-    "build_target", "build_objective", "build_players", "build_models",
+    "build_target", "resolve_classes", "build_objective", "build_players", "build_models",
     # registries
     "OBJECTIVES", "Objective", "get_objective", "DATASETS", "DatasetSpec", "NETWORKS",
     "NetworkSpec", "RULES",

@@ -220,3 +220,16 @@ def test_an_image_folder_with_class_folders_trains_conditionally(tmp_path, capsy
     assert main(["train", str(tmp_path / "f.toml"), "--out", str(tmp_path / "run2"),
                  "--no-progress"]) == 2
     assert "needs class labels" in capsys.readouterr().err
+
+
+def test_the_python_example_of_docs_conditional_runs_verbatim(monkeypatch):
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    (code,) = re.findall(r"```python\n(.*?)```", (root / "docs" / "conditional.md").read_text(),
+                         flags=re.S)
+    monkeypatch.chdir(root)  # (it reads configs/digits-conditional.toml)
+    namespace: dict = {}
+    exec(compile(code, "docs/conditional.md", "exec"), namespace)
+    assert namespace["x"].shape == (16, 1, 8, 8) and namespace["cfg"].conditional.classes == 10

@@ -59,6 +59,10 @@ METHODS: dict[str, list[str]] = {
     # mutual-information term: a G fed a connected latent (a Gaussian) must put mass
     # between the modes of a disconnected target, one fed a discrete code need not.
     "InfoGAN K=50": ["infogan.categorical=[50]", "train.steps=12000"],
+    # R3GAN's objective (Huang et al. 2025): the relativistic pairing loss with zero-centred
+    # penalties on real (R1) and generated (R2) points
+    "RpGAN + R1/R2": ["objective.name='rpgan'", "objective.r1=0.01", "objective.r2=0.01"],
+    "GAN + R1": ["objective.r1=0.01"],
     "gankit recipe": [],  # the settings of gankit/recipe.toml (see recipe_overrides)
 }
 # Corrected rows: a trained method's seeds sampled through a density ratio (gankit.sampling),

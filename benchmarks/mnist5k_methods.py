@@ -1,0 +1,116 @@
+"""The GAN methods on mnist5k at one budget, over seeds: one table.
+
+    python benchmarks/mnist5k_methods.py --out runs/mnist5k-methods --steps 2000 --seeds 0 1 2
+    python benchmarks/mnist5k_methods.py --out runs/mnist5k-methods --steps 2000 --seeds 0 1 2 \
+        --methods "DCGAN,DCGAN + EMA" --table-only
+
+Every method is ``configs/mnist5k-dcgan.toml`` (a DCGAN, batch 64, Adam 2e-4, β₁ = 0.5)
+with the overrides in ``METHODS``, trained for ``--steps`` steps. Each (method, seed)
+trains into OUT/<method>-seedN unless it already has a summary.json; a run with a
+checkpoint continues from it (so a stopped benchmark resumes, and copies with different
+--seeds or --methods can share the work across cores). The table reads every finished
+run: mean ± standard error over seeds of FD, KID, precision, recall, modes (of 10) and,
+for the conditional methods, the class accuracy, beside the real-data floor; s/seed is
+the wall time of training plus evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from pathlib import Path
+
+import torch
+
+from gankit.config import load_config
+from gankit.evaluate import real_data_floor_of
+from gankit.metrics.stats import mean_and_stderr
+from gankit.runs import train
+
+CONFIG = Path(__file__).parent.parent / "configs" / "mnist5k-dcgan.toml"
+EMA = ["tricks.generator_ema=0.999"]
+METHODS: dict[str, list[str]] = {
+    "DCGAN": [],
+    "DCGAN + EMA": EMA,
+    "R1 γ=1 + EMA": ["objective.r1=1.0", *EMA],
+    "RpGAN + R1/R2 γ=1 + EMA": ["objective.name='rpgan'", "objective.r1=1.0",
+                                "objective.r2=1.0", *EMA],
+    "hinge + spectral norm + EMA": ["objective.name='hinge'", "model.spectral_norm=true", *EMA],
+    "DiffAugment + EMA": ["tricks.diffaugment='translation,cutout'", *EMA],
+    "top-k + EMA": ["tricks.top_k=0.99", "tricks.top_k_min=0.5", *EMA],
+    "conditional projection + EMA": ["conditional.method='projection'", *EMA],
+    "conditional AC-GAN + EMA": ["conditional.method='acgan'", *EMA],
+}
+COLUMNS = (("fd", "FD", ".1f"), ("kid", "KID", ".1f"), ("precision", "precision", ".3f"),
+           ("recall", "recall", ".3f"), ("modes", "modes", ".1f"),
+           ("class_accuracy", "class acc", ".3f"))
+
+
+def slug(method: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
+
+
+def run(method: str, seed: int, out: Path, steps: int) -> None:
+    run_dir = out / f"{slug(method)}-seed{seed}"
+    if (run_dir / "summary.json").exists():
+        return
+    cfg = load_config(CONFIG, [*METHODS[method], f"train.seed={seed}", f"train.steps={steps}",
+                               "train.checkpoint_every=250"])
+    train(cfg, run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=False)
+
+
+def _cell(values: list[float], fmt: str) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return format(values[0], fmt)
+    mean, se = mean_and_stderr(torch.tensor(values, dtype=torch.float64))
+    return f"{format(mean, fmt)} ± {format(se, fmt)}"
+
+
+def table(out: Path, methods: list[str]) -> str:
+    floor = real_data_floor_of(load_config(CONFIG))
+    width = max(len(m) for m in [*methods, "real-data floor"])
+    lines = [f"{'method':<{width}}  steps  seeds  "
+             + "  ".join(f"{title:>15}" for _, title, _ in COLUMNS) + "  s/seed"]
+    for method in methods:
+        runs = sorted(out.glob(f"{slug(method)}-seed*/summary.json"))
+        if not runs:
+            continue
+        summaries = [json.loads(p.read_text()) for p in runs]
+        cells = [_cell([s["metrics"][k] for s in summaries if k in s["metrics"]], fmt)
+                 for k, _, fmt in COLUMNS]
+        seconds = statistics.mean(s["wall_time_s"] + s["eval_time_s"] for s in summaries)
+        lines.append(f"{method:<{width}}  {summaries[0]['steps']:>5}  {len(runs):>5}  "
+                     + "  ".join(f"{c:>15}" for c in cells) + f"  {seconds:6.0f}")
+    lines.append(f"{'real-data floor':<{width}}  {'':>5}  {'':>5}  "
+                 + "  ".join(f"{format(floor[k], fmt) if k in floor else '-':>15}"
+                             for k, _, fmt in COLUMNS))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="comma-separated subset of: " + ", ".join(METHODS))
+    p.add_argument("--table-only", action="store_true")
+    args = p.parse_args()
+    methods = [m.strip() for m in args.methods.split(",")]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"--methods: unknown {', '.join(map(repr, unknown))}; allowed: "
+                         + ", ".join(METHODS))
+    if not args.table_only:
+        for seed in args.seeds:  # seed by seed: a partial table already has every method
+            for method in methods:
+                run(method, seed, args.out, args.steps)
+    print(table(args.out, methods))
+
+
+if __name__ == "__main__":
+    main()

@@ -64,7 +64,7 @@ def _png_base64(fig) -> str:
 
 
 PICTURES = ("samples.png", "losses.png", "fixed_z.png", "neighbours.png", "adagan.png",
-            "traversal.png", "codes.png")
+            "traversal.png", "codes.png", "classes.png")
 
 
 def _slider(index: int, frames: list[tuple[int, str]]) -> str:

@@ -184,6 +184,8 @@ def test_a_conditional_run_end_to_end_sample_a_class_and_its_metrics(tmp_path, c
     np.testing.assert_allclose(threes, expected.numpy(), atol=1e-6)
     assert main(["sample", str(run), "--class", "10", "--out", str(tmp_path / "x.npy")]) == 2
     assert "--class: 10 given; allowed: 0 to 9" in capsys.readouterr().err
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
+    assert 'alt="classes.png"' in (tmp_path / "r.html").read_text()
     # D's density ratio is per class: no --correct yet
     assert main(["eval", str(run), "--correct", "drs"]) == 2
     assert "--correct: not for a conditional run" in capsys.readouterr().err

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from gankit.config import load_config
+from gankit.errors import GankitError
 from gankit.evaluate import real_data_floor_of
 from gankit.metrics.stats import mean_and_stderr
 from gankit.runs import train
@@ -124,7 +125,12 @@ def main() -> None:
     if not args.table_only:
         for seed in args.seeds:  # seed by seed: a partial table already has every method
             for method in methods:
-                run(method, seed, args.out, args.steps)
+                try:
+                    run(method, seed, args.out, args.steps)
+                except GankitError as e:  # another copy of this script is training it
+                    if "another gankit process" not in str(e):
+                        raise
+                    print(f"skipped ({e})", flush=True)
     print(table(args.out, methods))
 
 

@@ -1,5 +1,5 @@
 """The GAN methods on mnist5k at one budget, over seeds: one table; and gankit's mnist5k
-recipes at their own budget.
+recipe configs at their own budget.
 
     python benchmarks/mnist5k_methods.py --out runs/mnist5k-methods --steps 2000 --seeds 0 1 2
     python benchmarks/mnist5k_methods.py --out runs/mnist5k-methods --steps 2000 --seeds 0 1 2 \
@@ -36,7 +36,7 @@ from gankit.runs import train
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 CONFIG = CONFIGS / "mnist5k-dcgan.toml"
-RECIPES = ("mnist5k-recipe", "mnist5k-conditional")
+RECIPES = ("mnist5k-conditional",)
 EMA = ["tricks.generator_ema=0.999"]
 METHODS: dict[str, list[str]] = {
     "DCGAN": [],

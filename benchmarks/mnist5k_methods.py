@@ -10,8 +10,8 @@ Every method is ``configs/mnist5k-dcgan.toml`` (a DCGAN, batch 64, Adam 2e-4, β
 with the overrides in ``METHODS``, trained for ``--steps`` steps. Each (method, seed)
 trains into OUT/<method>-seedN unless it already has a summary.json; a run with a
 checkpoint continues from it (so a stopped benchmark resumes, and copies with different
---seeds or --methods can share the work across cores). The table reads every finished
-run: mean ± standard error over seeds of FD, KID, precision, recall, modes (of 10) and,
+--seeds or --methods can share the work across cores). The table reads the finished
+runs of --seeds: mean ± standard error over seeds of FD, KID, precision, recall, modes (of 10) and,
 for the conditional methods, the class accuracy and intra-class FD, beside the real-data
 floor (for the class accuracy: the classifier's accuracy on real test images); s/seed is
 the wall time of training plus evaluation. ``--recipes`` does the same for the configs
@@ -81,13 +81,14 @@ def _cell(values: list[float], fmt: str) -> str:
     return f"{format(mean, fmt)} ± {format(se, fmt)}"
 
 
-def table(out: Path, methods: list[str]) -> str:
+def table(out: Path, methods: list[str], seeds: list[int]) -> str:
     floor = dict(real_data_floor_of(load_config(CONFIG)))
     width = max(len(m) for m in [*methods, "real-data floor"])
     lines = [f"{'method':<{width}}  steps  seeds  "
              + "  ".join(f"{title:>15}" for _, title, _ in COLUMNS) + "  s/seed"]
     for method in methods:
-        runs = sorted(out.glob(f"{slug(method)}-seed*/summary.json"))
+        runs = [p for seed in seeds
+                if (p := out / f"{slug(method)}-seed{seed}" / "summary.json").exists()]
         if not runs:
             continue
         summaries = [json.loads(p.read_text()) for p in runs]
@@ -130,7 +131,7 @@ def main() -> None:
                     if "another gankit process" not in str(e):
                         raise
                     print(f"skipped ({e})", flush=True)
-    print(table(args.out, methods))
+    print(table(args.out, methods, args.seeds))
 
 
 if __name__ == "__main__":

@@ -209,7 +209,7 @@ def train_adagan(cfg: Config, out: str | Path, *, resume: bool = False,
         trained = run_training(component, comp_dir, progress=progress,
                                resume=(comp_dir / "checkpoint.pt").exists(),
                                data=WeightedData(points, weights))
-        finish(component, comp_dir, trained)
+        finish(comp_dir, trained)
         g_state = io.load_checkpoint(comp_dir / "checkpoint.pt")["generator"]
         state["states"].append(g_state)
         state["betas"].append(mixture_weight(t, a.beta))

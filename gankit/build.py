@@ -60,8 +60,7 @@ def resolve_classes(cfg: Config, target) -> Config:
     training data) for a conditional run; a dataset without class labels is refused."""
     if not cfg.conditional_on:
         return cfg
-    found = getattr(target, "num_classes", 0) if getattr(target, "labels", None) is not None \
-        else 0
+    found = getattr(target, "num_classes", 0)  # (mixtures and points have no classes)
     if found < 2:
         raise GankitError(f"conditional.method: {cfg.conditional.method!r} needs class labels "
                           f"and data.name = {cfg.data.name!r} has none here (an image folder "

@@ -295,11 +295,12 @@ def variant_metrics(cfg: Config, generator, discriminator, out: Path | None = No
     return metrics
 
 
-def finish(cfg: Config, out: str | Path, trained: Trained) -> dict:
-    """Evaluate each seed, draw the pictures and write summary.json: ``metrics`` (over
-    S > 1 seeds their mean, with ``metrics_stderr`` and ``per_seed``), ``wall_time_s``
-    (the training loop, every chunk of a resumed run) and ``eval_time_s`` (this)."""
-    out, start, target = Path(out), time.perf_counter(), trained.target
+def finish(out: str | Path, trained: Trained) -> dict:
+    """Evaluate each seed of the run ``trained.cfg`` describes (as resolved from its data),
+    draw the pictures and write summary.json: ``metrics`` (over S > 1 seeds their mean,
+    with ``metrics_stderr`` and ``per_seed``), ``wall_time_s`` (the training loop, every
+    chunk of a resumed run) and ``eval_time_s`` (this)."""
+    cfg, out, start, target = trained.cfg, Path(out), time.perf_counter(), trained.target
     per_seed = []
     for seed_cfg, g, d in seed_players(cfg, trained.generator, trained.discriminator):
         metrics, samples = evaluate_generator(seed_cfg, g, target)

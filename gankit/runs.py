@@ -48,7 +48,7 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
 
 def _evaluated(out: str | Path, trained, callbacks: tuple) -> dict:
     """``finish`` the run, then tell the callbacks that have ``on_eval``."""
-    summary = finish(trained.cfg, out, trained)
+    summary = finish(out, trained)
     for callback in callbacks:
         if hasattr(callback, "on_eval"):
             callback.on_eval(Path(out), summary)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from gankit.bench import modes as bench_modes
+from gankit.bench import order as bench_order
 from gankit.bench import throughput as bench
 from gankit.build import build_target
 from gankit.callbacks import TensorBoard
@@ -122,21 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the refitted D reads F random Fourier features of x (vector data)")
 
     b = sub.add_parser("bench", help="benchmark tables")
-    b.add_argument("table", choices=("throughput", "modes", "seeds", "adagan"),
+    b.add_argument("table", choices=("throughput", "modes", "seeds", "adagan", "order"),
                    help="throughput: steps/s vs a hand-written loop; modes: mode collapse "
                         "of each method over seeds; seeds: seeds together vs one by one; "
-                        "adagan: an AdaGAN mixture vs one GAN with as many steps")
+                        "adagan: an AdaGAN mixture vs one GAN with as many steps; order: "
+                        "D in the inner loop vs 1:1 vs G in the inner loop")
     b.add_argument("--json", action="store_true", help="print JSON")
     b.add_argument("--steps", type=int,
                    help="steps per run (throughput: timed steps, default 2000; modes: "
-                        "default each method's own; seeds: default 500)")
-    b.add_argument("--dataset", default="grid25", help="modes: ring8 or grid25")
+                        "default each method's own; seeds: default 500; order: G updates "
+                        "per arm, default 2000)")
+    b.add_argument("--dataset", help="modes, adagan: ring8 or grid25 (default grid25); "
+                                     "order: one of them (default both)")
     b.add_argument("--seeds", type=int, default=10, help="modes, seeds: seeds per method")
-    b.add_argument("--methods", help="modes: comma-separated subset of the methods")
+    b.add_argument("--methods", help="modes, order: comma-separated subset of the methods "
+                                     "(order: of the arms)")
     b.add_argument("--out", help="modes, adagan: keep the run directories under this "
                                  "directory")
     b.add_argument("--resume", action="store_true",
-                   help="modes: continue the benchmark in --out (runs with a checkpoint "
+                   help="modes, order: continue the benchmark in --out (runs with a checkpoint "
                         "continue from it; finished ones are evaluated again)")
     b.add_argument("--components", type=int, default=5,
                    help="adagan: components (each --steps steps, default 2000)")
@@ -196,31 +201,40 @@ def cmd_bench(args) -> int:
         raise GankitError(f"--steps: expected a positive number of steps, got {args.steps}")
     if not 1 <= args.seeds <= 1000:
         raise GankitError(f"--seeds: expected a number of seeds from 1 to 1000, got {args.seeds}")
-    if args.resume and (args.table != "modes" or not args.out):
-        raise GankitError(f"--resume: continues a modes benchmark kept with --out DIR; got "
+    if args.resume and (args.table not in ("modes", "order") or not args.out):
+        raise GankitError(f"--resume: continues a modes or order benchmark kept with --out "
+                          f"DIR; got "
                           f"table {args.table!r}, --out {args.out!r}")
     if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()) \
             and not args.resume:
         raise GankitError(f"--out: {args.out!r} is not empty; choose a new directory, or "
-                          "pass --resume to continue the modes benchmark in it")
+                          "pass --resume to continue the benchmark in it")
     if args.table == "throughput":
         result = bench.throughput(args.steps or 2000)
         text = bench.format_throughput
     elif args.table == "adagan":
         if not 1 <= args.components <= 100:
             raise GankitError(f"--components: expected 1 to 100, got {args.components}")
-        result = bench_modes.adagan_table(args.dataset, args.seeds, components=args.components,
+        result = bench_modes.adagan_table(args.dataset or "grid25", args.seeds,
+                                          components=args.components,
                                           steps=args.steps,
                                           out=Path(args.out) if args.out else None,
                                           progress=not args.json)
         text = bench_modes.format_adagan
     elif args.table == "modes":
         methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
-        result = bench_modes.modes_table(args.dataset, args.seeds, steps=args.steps,
+        result = bench_modes.modes_table(args.dataset or "grid25", args.seeds, steps=args.steps,
                                          methods=methods,
                                          out=Path(args.out) if args.out else None,
                                          progress=not args.json, resume=args.resume)
         text = bench_modes.format_modes
+    elif args.table == "order":
+        arms = [m.strip() for m in args.methods.split(",")] if args.methods else None
+        result = bench_order.order_table(
+            (args.dataset,) if args.dataset else bench_order.DATASETS, args.seeds,
+            g_updates=args.steps or 2000, arms=arms, out=Path(args.out) if args.out else None,
+            progress=not args.json, resume=args.resume)
+        text = bench_order.format_order
     else:
         result = bench_modes.seeds_speed(args.seeds, args.steps or 500)
         text = bench_modes.format_seeds

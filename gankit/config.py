@@ -158,9 +158,14 @@ class TricksConfig:
 class TrainConfig:
     """How training runs."""
 
-    steps: int = spec(20000, min=1, help="G updates")
+    steps: int = spec(20000, min=1,
+                      help="steps of play, each d_steps D updates then g_steps G updates")
     batch_size: int = spec(512, min=1, max=1_000_000, help="samples (packs) per update")
-    d_steps: int = spec(1, min=1, max=100, help="D updates per G update")
+    d_steps: int = spec(1, min=1, max=100,
+                        help="D updates per step (> 1: D in the inner loop, min_G max_D)")
+    g_steps: int = spec(1, min=1, max=100,
+                        help="G updates per step, after D's (> 1: G in the inner loop, "
+                             "max_D min_G)")
     lr_d: float = spec(1e-4, gt=0.0, max=10.0, help="D's Adam learning rate")
     lr_g: float = spec(1e-3, gt=0.0, max=10.0, help="G's Adam learning rate")
     lr_schedule: str = spec("constant", choices=("constant", "linear"),

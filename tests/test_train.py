@@ -21,7 +21,11 @@ def strip_time(records):
 
 
 @pytest.mark.parametrize("extra", [[], ["objective.name=wasserstein_gp", "train.d_steps=2"],
-                                   ["tricks.pack=2", "train.lr_schedule='linear'"]])
+                                   ["tricks.pack=2", "train.lr_schedule='linear'"],
+                                   ["train.g_steps=3"],
+                                   # G in the inner loop composes with unrolling and EMA
+                                   ["train.g_steps=2", "tricks.unroll_steps=2",
+                                    "tricks.generator_ema=0.9"]])
 def test_resume_after_stop_equals_uninterrupted(tmp_path, tiny, extra):
     cfg = load_config(None, tiny + extra)
     train(cfg, tmp_path / "full", progress=False)

@@ -21,6 +21,10 @@ and total variation (``HILBERTIAN``); KL, reverse KL and χ² are not even symme
 
 Goodfellow et al. (2014), Prop. 1 and Thm. 1: for fixed q the discriminator maximising
 V(D, G) is D*(x) = p(x) / (p(x) + q(x)), and max_D V = −2 log 2 + 2 JSD(P‖Q).
+
+The other order of play (Goodfellow 2016, §5.1.1): for a *fixed* D, G's cost
+E_z log(1 − D(G(z))) is lowest when every z goes to x* = argmax_x D(x): min_G V puts all
+of G's mass on D's "golden point". ``best_response`` trains a G against a frozen D.
 """
 
 from __future__ import annotations
@@ -36,14 +40,15 @@ import torch.nn.functional as F
 from scipy import integrate
 
 from gankit.errors import GankitError
-from gankit.losses.objectives import FGAN, fgan_bound
+from gankit.losses.objectives import FGAN, fgan_bound, minimax
 from gankit.metrics.stats import mean_and_stderr
-from gankit.nets.mlp import MLPDiscriminator
+from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 
 __all__ = ["Density", "DIVERGENCES", "HILBERTIAN", "f_function", "conjugate", "log_ratio",
            "optimal_discriminator", "optimal_logit", "Estimate", "integrate_1d", "divergence",
            "value_at_optimum", "divergences_from_discriminator", "small_critic", "train_critic",
-           "estimate_divergence"]
+           "estimate_divergence", "gaussian_golden_point", "argmax_on_grid", "fraction_near",
+           "best_response"]
 
 
 Tensor = torch.Tensor
@@ -304,3 +309,68 @@ def estimate_divergence(
         value, se = mean_and_stderr(spec.scale * spec.activation(vp),
                              -spec.scale * spec.conjugate_of_activation(vq))
     return Estimate(value, se, f"f-gan critic n={n_eval}+{n_eval}")
+
+
+# ---------------------------------------------------------------------------------------
+# G's best response to a fixed D: maximin's inner problem.
+
+
+def gaussian_golden_point(p_mean: float, p_std: float, q_mean: float, q_std: float) -> float:
+    """argmax_x D*(x) for 1-D Gaussians p = N(μp, σp²), q = N(μq, σq²) with σp < σq.
+
+    log D*/(1 − D*) = log p − log q is then a concave quadratic; its derivative
+    −(x − μp)/σp² + (x − μq)/σq² vanishes at x* = (μp/σp² − μq/σq²) / (1/σp² − 1/σq²),
+    the unique maximum of D* (σ is increasing): beyond p's mean, away from q's.
+    """
+    if not 0 < p_std < q_std:
+        raise GankitError(f"gaussian_golden_point: needs 0 < p_std < q_std (D* has a maximum); "
+                          f"got p_std = {p_std}, q_std = {q_std}")
+    a, b = 1 / p_std**2, 1 / q_std**2
+    return (p_mean * a - q_mean * b) / (a - b)
+
+
+@torch.no_grad()
+def argmax_on_grid(score: Callable[[Tensor], Tensor], lo: float, hi: float, dim: int,
+                   n: int = 2001, dtype: torch.dtype = torch.float32) -> Tensor:
+    """The point of an n-per-axis grid over [lo, hi]^dim (dim 1 or 2) where ``score`` (D,
+    or its logit: same argmax) is highest, shape (dim,)."""
+    if dim not in (1, 2):
+        raise GankitError(f"argmax_on_grid: dim must be 1 or 2, got {dim}")
+    ticks = torch.linspace(lo, hi, n, dtype=dtype)
+    grid = ticks[:, None] if dim == 1 else \
+        torch.stack(torch.meshgrid(ticks, ticks, indexing="xy"), -1).reshape(-1, 2)
+    values = torch.cat([score(chunk).reshape(-1).double() for chunk in grid.split(65536)])
+    return grid[values.argmax()]
+
+
+def fraction_near(samples: Tensor, point: Tensor, eps: float) -> float:
+    """The fraction of ``samples`` (n, dim) within Euclidean distance ``eps`` of ``point``."""
+    return float(((samples - point.to(samples)).norm(dim=1) <= eps).double().mean())
+
+
+def best_response(
+    logit: Callable[[Tensor], Tensor],
+    dim: int,
+    *,
+    steps: int = 2000,
+    batch_size: int = 512,
+    lr: float = 1e-2,
+    seed: int = 0,
+) -> torch.nn.Module:
+    """A generator (MLP from z ~ N(0, 1), gankit's 2×64) trained by Adam to minimise the
+    minimax cost ½ E_z log(1 − D(G(z))) against a frozen D given by its ``logit``.
+
+    The exact minimiser maps every z to argmax D; gradient descent reaches the maximum
+    whose basin G starts in (all of G's mass moves together: it collapses to one point).
+    """
+    torch.manual_seed(seed)
+    generator = MLPGenerator(dim, 1, 64, 2)
+    rng = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(generator.parameters(), lr=lr)
+    for _ in range(steps):
+        z = torch.randn(batch_size, 1, generator=rng)
+        cost = minimax(logit(generator(z).double()))
+        opt.zero_grad(set_to_none=True)
+        cost.backward()
+        opt.step()
+    return generator

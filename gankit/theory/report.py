@@ -18,7 +18,8 @@ from gankit.losses.objectives import discriminator_loss, max_likelihood, minimax
 from gankit.plots import plot_limits, plt, save_figure
 
 __all__ = ["LOG4", "one_d_pair", "ring8_pair", "collapsed_pair", "optimal_d_section",
-           "fgan_section", "ml_gradient_section", "run_theory", "plot_theory", "format_theory"]
+           "fgan_section", "ml_gradient_section", "best_response_section", "run_theory",
+           "plot_theory", "format_theory"]
 
 
 LOG4 = 2 * math.log(2)
@@ -110,6 +111,37 @@ def ml_gradient_section(p, n: int, seed: int, scale: float = 1.5) -> list[dict]:
     return rows
 
 
+def gaussian_pair() -> tuple[GaussianMixture, GaussianMixture]:
+    """p = N(1, 0.5²), q = N(0, 1): D* has one maximum, at x* = 4/3 in closed form."""
+    return GaussianMixture([1.0], [0.5]), GaussianMixture([0.0], [1.0])
+
+
+def best_response_section(steps: int, n: int, seed: int, eps: float = 0.05) -> dict:
+    """min_G V for a fixed D = D*(p, q): G trained against the frozen D, on a pair whose D*
+    has one maximum (closed form) and on the two-mode 1-D pair (argmax on a grid)."""
+    rows = {}
+    for key, (p, q) in (("gaussian", gaussian_pair()), ("mixture", one_d_pair())):
+        logit = th.optimal_logit(p, q)
+        x_star = float(th.argmax_on_grid(logit, -8.0, 8.0, 1, 160_001, torch.float64)[0])
+        g = th.best_response(logit, 1, steps=steps, seed=seed)
+        with torch.no_grad():
+            x = g(torch.randn(n, 1, generator=torch.Generator().manual_seed(seed + 3)))
+        mean = float(x.mean())
+        row = {"p": "N(1, 0.5^2)" if key == "gaussian" else "0.4 N(-1, 0.5^2) + 0.6 N(2, 0.8^2)",
+               "q": "N(0, 1)" if key == "gaussian" else "N(0.5, 1.5^2)", "eps": eps,
+               "argmax_d": x_star, "g_mean": mean, "g_std": float(x.std()),
+               "fraction_near_argmax": th.fraction_near(x.double(), torch.tensor([x_star]), eps),
+               "d_at_argmax": float(torch.sigmoid(logit(torch.tensor([[x_star]],
+                                                                       dtype=torch.float64)))),
+               "d_at_g_mean": float(torch.sigmoid(logit(torch.tensor([[mean]],
+                                                                      dtype=torch.float64)))),
+               "samples": x[:2000, 0].tolist()}
+        if key == "gaussian":
+            row["closed_form"] = th.gaussian_golden_point(1.0, 0.5, 0.0, 1.0)
+        rows[key] = row
+    return rows
+
+
 def run_theory(out: Path | None = None, quick: bool = False, seed: int = 0,
                mixture_pair: tuple | None = None) -> dict:
     """The identities on the 1-D pair and on ring8 against a partly collapsed q, or on
@@ -136,17 +168,25 @@ def run_theory(out: Path | None = None, quick: bool = False, seed: int = 0,
     sec, d2 = optimal_d_section(p2, q2, 2 * steps, n, seed)
     result["ring8"].update(sec)
     result["ml_gradient"] = ml_gradient_section(p1, n, seed)
+    result["best_response"] = best_response_section(steps, n, seed)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        plot_theory((p1, q1, d1), (p2, q2, d2), out / "theory.png")
+        plot_theory((p1, q1, d1), (p2, q2, d2), out / "theory.png", result["best_response"])
+    for row in result["best_response"].values():  # (drawn; not part of the table)
+        del row["samples"]
     return result
 
 
-def plot_theory(one_d: tuple, ring: tuple, path: Path) -> None:
-    """D against D* on the 1-D pair and on ring8: each (p, q, trained D)."""
+def plot_theory(one_d: tuple, ring: tuple, path: Path, best: dict | None = None) -> None:
+    """D against D* on the 1-D pair and on ring8: each (p, q, trained D); below, G's best
+    response to a frozen D* (``best_response_section``'s rows with their samples)."""
     (p1, q1, d1), (p2, q2, d2) = one_d, ring
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, grid_axes = plt.subplots(2 if best else 1, 3, figsize=(15, 8.8 if best else 4.4),
+                                  squeeze=False)
+    axes = grid_axes[0]
+    if best:
+        plot_best_response(grid_axes[1], best)
     x = torch.linspace(-4.5, 6, 600, dtype=torch.float64)[:, None]
     with torch.no_grad():
         learned = torch.sigmoid(d1(x.float()).double()).numpy()
@@ -174,6 +214,26 @@ def plot_theory(one_d: tuple, ring: tuple, path: Path) -> None:
         ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.04, label="D(x)")
     save_figure(fig, path)
+
+
+def plot_best_response(axes, best: dict) -> None:
+    """D* (fixed) with the samples of G trained against it, and D's argmax."""
+    for ax, (key, (p, q)) in zip(axes, (("gaussian", gaussian_pair()), ("mixture", one_d_pair()))):
+        row = best[key]
+        x = torch.linspace(-4.5, 6, 600, dtype=torch.float64)[:, None]
+        xs = x[:, 0].numpy()
+        ax.plot(xs, p.log_prob(x).exp().numpy(), c="green", label="p (data)")
+        ax.plot(xs, q.log_prob(x).exp().numpy(), c="gray", label="q")
+        ax.plot(xs, th.optimal_discriminator(p, q)(x).numpy(), c="black", lw=2,
+                label="frozen D = D*(p, q)")
+        ax.hist(row["samples"], bins=120, range=(-4.5, 6), density=True, color="red",
+                alpha=0.6, label="G trained against D")
+        ax.axvline(row["argmax_d"], c="orange", ls="--", label="argmax D")
+        ax.set_ylim(0, 1.6)
+        ax.set_title(f"min_G V for a fixed D: {row['fraction_near_argmax']:.0%} of G within "
+                     f"{row['eps']} of argmax D", fontsize=9)
+        ax.legend(fontsize=7)
+    axes[2].set_axis_off()
 
 
 def format_theory(r: dict) -> str:
@@ -213,4 +273,18 @@ def format_theory(r: dict) -> str:
         lines.append(f"   {row['theta']:>6.2f} {row['half_kl_gradient']:>9.4f} "
                      f"{row['max_likelihood_gradient']:>9.4f} {row['minimax_gradient']:>9.4f} "
                      f"{row['nonsaturating_gradient']:>9.4f}")
+    if "best_response" in r:
+        lines.append("== min_G V for a fixed D = D*(p, q): G (MLP) trained against the frozen D")
+        lines.append(f"   {'p  vs  q':56} {'argmax D':>9} {'G mean':>9} {'G std':>8} "
+                     f"{'near argmax':>11} {'D(argmax)':>9} {'D(G mean)':>9}")
+        for row in r["best_response"].values():
+            pq = f"{row['p']}  vs  {row['q']}"
+            lines.append(f"   {pq:56} {row['argmax_d']:>9.4f} {row['g_mean']:>9.4f} "
+                         f"{row['g_std']:>8.4f} {row['fraction_near_argmax']:>11.1%} "
+                         f"{row['d_at_argmax']:>9.4f} {row['d_at_g_mean']:>9.4f}")
+            if "closed_form" in row:
+                lines.append(f"   {'':56} closed form x* = {row['closed_form']:.4f}")
+        lines.append(f"   (near = within {r['best_response']['gaussian']['eps']}; all of G's "
+                     "mass moves to one maximum of D: the global one only if G starts in its "
+                     "basin)")
     return "\n".join(lines)

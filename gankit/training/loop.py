@@ -190,13 +190,15 @@ def train_loop(run: Run, *, progress: bool = True, stop_after: int | None = None
                     detailed=logging and k == t.d_steps - 1, history=state.history.get("d"),
                     weight_clip=cfg.objective.weight_clip)
                 run.guard.observe(step, "D", stats["loss_d"])
-            # D is only read in G's update: the bare network, which DDP's hooks do not watch
-            generator_step(generator, state.discriminator, state.opt_g, run.g_cost,
-                           batch if batch is not None else run.draw(step), stats=stats,
-                           detailed=logging, history=state.history.get("g"), unroll=run.unroll)
-        run.guard.observe(step, "G", stats["loss_g"])
-        if state.ema is not None:
-            state.ema.update(state.generator)
+            for k in range(t.g_steps):  # G's first update reuses D's last fake batch
+                # D is only read in G's update: the bare network, which DDP's hooks do not watch
+                generator_step(generator, state.discriminator, state.opt_g, run.g_cost,
+                               batch if batch is not None and k == 0 else run.draw(step),
+                               stats=stats, detailed=logging and k == t.g_steps - 1,
+                               history=state.history.get("g"), unroll=run.unroll)
+                run.guard.observe(step, "G", stats["loss_g"])
+                if state.ema is not None:  # (an average of G's iterates: one per update)
+                    state.ema.update(state.generator)
         notify(run, "on_step_end", stats)
         stopping = distributed.any_rank(bool(stop), run.world)  # all ranks stop at one step
         checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) \

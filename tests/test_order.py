@@ -2,6 +2,8 @@
 ``train.g_steps`` (G in the inner loop) and ``gankit bench order``."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -96,3 +98,12 @@ def test_bench_order_refuses_bad_arms_and_budgets(capsys):
     assert "unknown arm 'G first'" in capsys.readouterr().err
     assert main(["bench", "order", "--steps", "100"]) == 2
     assert "multiple of 160" in capsys.readouterr().err
+
+
+def test_the_docs_python_example_runs():
+    root = Path(__file__).resolve().parent.parent
+    (code,) = re.findall(r"```python\n(.*?)```", (root / "docs" / "order-of-play.md").read_text(),
+                         flags=re.S)
+    namespace: dict = {}
+    exec(compile(code, "docs/order-of-play.md", "exec"), namespace)
+    assert float(namespace["x_star"][0]) == pytest.approx(4 / 3, abs=1e-3)

@@ -86,7 +86,7 @@ def test_bench_order_table_trace_and_pictures(tmp_path, capsys):
     for row in rows.values():
         assert row["g_updates"] == 160 and len(row["golden_trace"]) == 8
         assert all(0 <= f <= 1 for _, f in row["golden_trace"])
-        assert 0 <= row["golden"] <= 1 and row["modes"] is not None
+        assert 0 <= row["golden"] <= 1 and 0 <= row["beyond"] <= 1 and row["modes"] is not None
     assert (tmp_path / "o" / "order-ring8.png").stat().st_size > 10_000
     trace = json.loads((tmp_path / "o" / "ring8-G-inner-g-steps-20" / order.TRACE).read_text())
     assert [t["g_updates"] for t in trace] == [20 * k for k in range(1, 9)]

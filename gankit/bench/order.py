@@ -23,12 +23,13 @@ import torch
 from gankit import io
 from gankit import theory as th
 from gankit.bench.modes import BASE, metric_row
+from gankit.build import build_target
 from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
 from gankit.metrics.stats import mean_and_stderr
 from gankit.plots import plot_limits, plt, save_figure
-from gankit.runs import train
+from gankit.runs import load_run, train
 
 __all__ = ["KS", "DATASETS", "ARMS", "arm_config", "GoldenPoint", "order_table",
            "format_order", "plot_order"]
@@ -146,6 +147,7 @@ def order_table(datasets: tuple[str, ...] = DATASETS, seeds: int = 10, *,
                 per_seed = summary["per_seed"] if seeds > 1 else \
                     [{"seed": 0, "metrics": summary["metrics"]}]
                 final = golden.trace[-1]["fractions"]
+                beyond = rated_beyond_the_map(run)
                 mean, se = mean_and_stderr(torch.tensor(final, dtype=torch.float64)) \
                     if len(final) > 1 else (final[0], None)
                 rows.append({"dataset": dataset, "arm": arm, "d_steps": cfg.train.d_steps,
@@ -154,6 +156,9 @@ def order_table(datasets: tuple[str, ...] = DATASETS, seeds: int = 10, *,
                              "d_updates": cfg.train.steps * cfg.train.d_steps,
                              **metric_row([p["metrics"] for p in per_seed]),
                              "golden": mean, "golden_se": se,
+                             "beyond": float(np.mean(beyond)),
+                             "beyond_se": float(np.std(beyond, ddof=1) / np.sqrt(len(beyond)))
+                             if len(beyond) > 1 else None,
                              "golden_trace": [(r["g_updates"], float(np.mean(r["fractions"])))
                                               for r in golden.trace],
                              "seconds_per_seed": (summary["wall_time_s"]
@@ -167,6 +172,23 @@ def order_table(datasets: tuple[str, ...] = DATASETS, seeds: int = 10, *,
             shutil.rmtree(root, ignore_errors=True)
     return {"seeds": seeds, "g_updates": g_updates, "rows": rows,
             "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+
+
+@torch.no_grad()
+def rated_beyond_the_map(run: Path) -> list[float]:
+    """Per seed of a finished run: the fraction of G's samples that D rates at least as
+    real as the best point of the map's window (D(G(z)) ≥ max D on the grid). A ReLU D is
+    piecewise linear, so its supremum over the plane is often at infinity, where a G that
+    best-responds to it runs — off the window where argmax D is looked for."""
+    cfg, generator, discriminator, _ = load_run(run)
+    lo, hi = plot_limits(build_target(cfg))
+    out = []
+    for seed_cfg, g, d in seed_players(cfg, generator, discriminator):
+        d.eval()
+        best = float(_d_map(d, lo, hi).max())
+        x = generate(seed_cfg, g, FRACTION_SAMPLES, seed_cfg.train.seed + EVAL_SEED_OFFSET)
+        out.append(float((d(x).reshape(-1).float() >= best).double().mean()))
+    return out
 
 
 def plot_order(root: Path, dataset: str, arms: list[str], picture_at: tuple[int, ...],
@@ -193,8 +215,11 @@ def plot_order(root: Path, dataset: str, arms: list[str], picture_at: tuple[int,
             s = np.array(pic["samples"])
             ax.scatter(s[:, 0], s[:, 1], s=2, c="black", alpha=0.5)
             ax.scatter(*pic["argmax"], marker="*", s=120, c="gold", edgecolors="black")
+            ax.set_xlim(lo, hi), ax.set_ylim(lo, hi)
+            off = float(np.mean(((s < lo) | (s > hi)).any(axis=1)))
             frac = float(np.mean(trace[at]["fractions"]))
-            ax.set_title(f"{at} G updates · {frac:.0%} at ★", fontsize=8)
+            ax.set_title(f"{at} G updates · {frac:.0%} at ★"
+                         + (f" · {off:.0%} off map" if off else ""), fontsize=8)
             if c == 0:
                 ax.set_ylabel(arm, fontsize=8)
     fig.suptitle(f"{dataset}: first seed's samples over D(x); ★ = argmax D", fontsize=10)
@@ -212,7 +237,8 @@ def format_order(result: dict) -> str:
     lines = [f"{result['seeds']} seeds, {result['g_updates']} G updates per arm "
              f"({result['threads']} threads, torch {result['torch']})",
              f"{'data':7} {'arm':20} {'D upd':>6} {'modes':>12} {'well-covered':>12} "
-             f"{'HQ %':>11} {'reverse KL':>13} {'at argmax D':>13} {'s/seed':>7}"]
+             f"{'HQ %':>11} {'reverse KL':>13} {'at argmax D':>13} {'beyond map':>13} "
+             f"{'s/seed':>7}"]
     for row in result["rows"]:
         hq = {k: (100 * v if v is not None else None) for k, v in row.items()
               if k in ("high_quality", "high_quality_se")}
@@ -220,10 +246,13 @@ def format_order(result: dict) -> str:
             f"{row['dataset']:7} {row['arm']:20} {row['d_updates']:>6} "
             f"{pm(row, 'modes', '.1f'):>12} {pm(row, 'well_covered_modes', '.1f'):>12} "
             f"{pm(hq, 'high_quality', '.1f'):>11} {pm(row, 'reverse_kl', '.2f'):>13} "
-            f"{pm(row, 'golden', '.2f'):>13} {row['seconds_per_seed']:>7.1f}")
+            f"{pm(row, 'golden', '.2f'):>13} {pm(row, 'beyond', '.2f'):>13} "
+            f"{row['seconds_per_seed']:>7.1f}")
     lines.append("at argmax D: fraction of G's samples within 3σ of the grid point where D is "
                  "highest (uniform over the modes: 1/8 on ring8, 1/25 on grid25)")
-    lines.append("trace of that fraction (mean over seeds) at each eighth of training:")
+    lines.append("beyond map: fraction of G's samples D rates at least as real as the best "
+                 "point of that grid (at the end of training)")
+    lines.append("trace of the at-argmax-D fraction (mean over seeds) at each eighth of training:")
     for row in result["rows"]:
         trace = " ".join(f"{f:.2f}" for _, f in row["golden_trace"])
         lines.append(f"  {row['dataset']:7} {row['arm']:20} {trace}")

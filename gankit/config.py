@@ -188,6 +188,9 @@ class TrainConfig:
                                help="steps between fixed-latent samples for the report's "
                                     "slider (0 = off)")
     compile: bool = spec(False, help="torch.compile both networks")
+    compile_optimizer: bool = spec(False,
+                                   help="torch.compile each player's Adam step (its learning "
+                                        "rate a tensor: compiled once per run)")
     precision: str = spec("float32", choices=("float32", "bfloat16"),
                           help="bfloat16: autocast on CUDA")
     channels_last: bool = spec(False,

@@ -42,7 +42,7 @@ def test_recorded_matmuls_of_s_seeds_are_s_times_one_seeds():
 def test_seeds_table_runs_and_its_bound_holds():
     from gankit.bench.modes import format_seeds, seeds_speed
 
-    r = seeds_speed(seeds=2, steps=10, batch=16)
+    r = seeds_speed(seeds=2, steps=10, batch=16, compiled=False)
     assert [row["model"] for row in r["rows"]] == ["toy MLP 2x128", "gankit recipe"]
     for row in r["rows"]:  # the run's own steps include its products
         assert 0 < row["matmuls_alone_s"] < row["together_s"]
@@ -51,7 +51,7 @@ def test_seeds_table_runs_and_its_bound_holds():
 
 
 def test_throughput_table_runs():
-    r = throughput(steps=20, repeats=1)
+    r = throughput(steps=20, repeats=1, compiled=False)
     assert r["matmul_gflops"] > 0 and len(r["rows"]) == 3
     for row in r["rows"]:
         assert row["gankit_steps_per_s"] > 0 and row["hand_written_steps_per_s"] > 0

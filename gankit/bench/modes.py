@@ -19,7 +19,12 @@ from pathlib import Path
 import torch
 
 from gankit.adagan import train_adagan
-from gankit.bench.throughput import TOY, matmul_gflops, matmul_seconds_per_step, train_seconds
+from gankit.bench.throughput import (
+    TOY,
+    matmul_gflops,
+    matmul_seconds_per_step,
+    steady_steps_per_s,
+)
 from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.evaluate import sample_metrics, summarize_seeds
@@ -273,25 +278,34 @@ def format_modes(r: dict) -> str:
     return "\n".join(lines)
 
 
-def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100) -> dict:
+def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100, *,
+                compiled: bool = True) -> dict:
     """Wall time of ``seeds`` sequential single-seed runs against one ``seeds``-seed run,
-    for the toy MLP and for the recipe's networks, at batch ``batch``."""
+    for the toy MLP and for the recipe's networks, at batch ``batch`` (``compiled``: and
+    the together run with ``train.compile_optimizer``)."""
 
     models = {"toy MLP 2x128": (None, TOY), "gankit recipe": (recipe_path(), [])}
     rows = []
     for name, (path, overrides) in models.items():
-        base = overrides + [f"train.batch_size={batch}", f"train.steps={steps}",
-                            "train.snapshot_every=0", "train.eval_samples=100",
-                            f"train.log_every={steps}", f"train.checkpoint_every={steps}",
+        base = overrides + [f"train.batch_size={batch}", "train.snapshot_every=0",
+                            "train.eval_samples=100", f"train.checkpoint_every={steps}",
                             "train.device='cpu'"]
-        sequential = sum(train_seconds(path, base + [f"train.seed={s}"]) for s in range(seeds))
-        together = train_seconds(path, base + [f"train.seeds={seeds}"])
+        # each run timed after its first tenth (start-up, warm-up, compilation), scaled
+        # to all its steps
+        sequential = sum(steps / steady_steps_per_s(path, base + [f"train.seed={s}"], steps)
+                         for s in range(seeds))
         # the S-seed step's matrix products alone: however little else the step did, the
         # seeds together could not beat sequential / this
-        matmuls = steps * matmul_seconds_per_step(path, base + [f"train.seeds={seeds}"])
-        rows.append({"model": name, "sequential_s": sequential, "together_s": together,
-                     "speedup": sequential / together, "matmuls_alone_s": matmuls,
-                     "speedup_bound": sequential / matmuls})
+        matmuls = steps * matmul_seconds_per_step(path, base + [f"train.seeds={seeds}",
+                                                                f"train.steps={steps}"])
+        for compile_adam in (False, True) if compiled else (False,):
+            together = steps / steady_steps_per_s(
+                path, base + [f"train.seeds={seeds}",
+                              f"train.compile_optimizer={str(compile_adam).lower()}"], steps)
+            rows.append({"model": name + (", compiled Adam" if compile_adam else ""),
+                         "sequential_s": sequential, "together_s": together,
+                         "speedup": sequential / together, "matmuls_alone_s": matmuls,
+                         "speedup_bound": sequential / matmuls})
     return {"seeds": seeds, "steps": steps, "batch": batch, "rows": rows,
             "matmul_gflops": matmul_gflops(), "threads": torch.get_num_threads()}
 
@@ -299,13 +313,15 @@ def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100) -> dict:
 def format_seeds(r: dict) -> str:
     lines = [f"{r['seeds']} seeds × {r['steps']} steps at batch {r['batch']} "
              f"({r['threads']} threads; float32 matmul {r['matmul_gflops']:.0f} GFLOP/s)",
-             f"{'model':<20} {'sequential s':>12} {'together s':>10} {'speedup':>8} "
+             f"{'model':<33} {'sequential s':>12} {'together s':>10} {'speedup':>8} "
              f"{'its matmuls alone s':>19} {'bound':>7}"]
     for row in r["rows"]:
-        lines.append(f"{row['model']:<20} {row['sequential_s']:>12.1f} "
+        lines.append(f"{row['model']:<33} {row['sequential_s']:>12.1f} "
                      f"{row['together_s']:>10.1f} {row['speedup']:>7.2f}x "
                      f"{row['matmuls_alone_s']:>19.1f} {row['speedup_bound']:>6.2f}x")
     lines.append("bound = sequential s / the together run's matrix products alone (recorded "
                  "from its steps, replayed on this machine): the most any S-seed step "
-                 "with the same arithmetic and PyTorch's kernels could save")
+                 "with the same arithmetic and PyTorch's kernels could save; every run timed "
+                 "after its first tenth of steps (warm-up, compilation) and scaled to all; "
+                 "sequential runs are eager")
     return "\n".join(lines)

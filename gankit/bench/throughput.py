@@ -25,6 +25,7 @@ from gankit.training.loop import make_optimizers
 from gankit.training.step import discriminator_step, generator_step
 
 __all__ = ["TOY", "matmul_gflops", "time_steps", "hand_written_step", "gankit_step",
+           "LogTimes", "steady_steps_per_s",
            "count_flops", "toy_mlp", "dcgan", "gankit_loop_steps_per_s",
            "train_in_temporary_directory", "train_seconds", "MatmulRecorder", "record_matmuls",
            "replayable", "matmul_flops", "matmul_seconds_per_step", "row", "throughput",
@@ -81,9 +82,12 @@ def hand_written_step(g, d, draw_real, *, z_dim: int, batch: int, lr_d: float, l
     return step
 
 
-def gankit_step(g, d, draw_real, *, z_dim: int, batch: int, lr_d: float, lr_g: float):
-    """One gankit D step + G step (fused Adam, set_to_none, G-only backward)."""
-    cfg = load_config(None, [f"train.lr_d={lr_d}", f"train.lr_g={lr_g}"])
+def gankit_step(g, d, draw_real, *, z_dim: int, batch: int, lr_d: float, lr_g: float,
+                compile_optimizer: bool = False):
+    """One gankit D step + G step (fused Adam, or with ``compile_optimizer`` the compiled
+    Adam step of ``train.compile_optimizer``; set_to_none, G-only backward)."""
+    cfg = load_config(None, [f"train.lr_d={lr_d}", f"train.lr_g={lr_g}",
+                             f"train.compile_optimizer={str(compile_optimizer).lower()}"])
     opt_g, opt_d = make_optimizers(cfg, g, d)
     objective = get_objective("nonsaturating")
     d_cost, g_cost = discriminator_cost(cfg, objective), generator_cost(cfg, objective)
@@ -123,11 +127,33 @@ def dcgan():
             lambda n, rng: pool[torch.randint(0, len(pool), (n,), generator=rng)])
 
 
-def gankit_loop_steps_per_s(batch: int, steps: int) -> float:
-    """gankit's own loop (``gankit.train``) on the toy MLP, timed by the loop itself."""
-    return steps / train_seconds(None, TOY + [
-        f"train.batch_size={batch}", f"train.steps={steps}", f"train.log_every={steps}",
-        f"train.checkpoint_every={steps}", "train.eval_samples=100"])
+def gankit_loop_steps_per_s(batch: int, steps: int, extra: tuple[str, ...] = ()) -> float:
+    """gankit's own loop (``gankit.train``) on the toy MLP, timed by the loop itself after
+    its first tenth (warm-up; with ``train.compile_optimizer`` the compilation)."""
+    return steady_steps_per_s(None, TOY + [
+        f"train.batch_size={batch}", f"train.checkpoint_every={steps}",
+        "train.eval_samples=100", *extra], steps)
+
+
+class LogTimes:
+    """A callback keeping the loop's own clock (``wall_time``) at each logged step."""
+
+    def __init__(self) -> None:
+        self.times: dict[int, float] = {}
+
+    def on_log(self, run, record: dict) -> None:
+        self.times[record["step"]] = record["wall_time"]
+
+
+def steady_steps_per_s(path: Path | None, overrides: list[str], steps: int) -> float:
+    """Steps per second of the training loop of config ``path`` with ``overrides`` (and
+    ``steps`` steps) between its first tenth and its end: start-up, the first steps'
+    warm-up and compilation excluded."""
+    first = max(1, steps // 10)
+    times = LogTimes()
+    train_in_temporary_directory(path, [*overrides, f"train.steps={steps}",
+                                        f"train.log_every={first}"], callbacks=(times,))
+    return (steps - first) / (times.times[steps] - times.times[first])
 
 
 def train_in_temporary_directory(path: Path | None, overrides: list[str], **kwargs):
@@ -217,39 +243,49 @@ def row(model: str, batch: int, timers: tuple, *, flops: int, peak: float, repea
             "fraction_of_matmul": flops * best_ours / 1e9 / peak}
 
 
-def throughput(steps: int = 2000, repeats: int = 3) -> dict:
+def throughput(steps: int = 2000, repeats: int = 3, *, compiled: bool = True) -> dict:
     """Each row alternates gankit and the hand-written loop ``repeats`` times and keeps the
-    best of each (a shared 2-core machine is noisy: single timings here varied by ±25%)."""
+    best of each (a shared 2-core machine is noisy: single timings here varied by ±25%).
+    ``compiled``: also the rows with ``train.compile_optimizer``."""
     peak = max(matmul_gflops() for _ in range(repeats))
     rows = []
     for batch in (64, 512):
         hand = dict(z_dim=256, batch=batch, lr_d=1e-4, lr_g=1e-3)
-        rows.append(row(
-            "toy MLP", batch,
-            (lambda b=batch: gankit_loop_steps_per_s(b, steps),
-             lambda h=hand: time_steps(hand_written_step(*toy_mlp(), **h), steps, warmup=20)),
-            flops=count_flops(*toy_mlp(), z_dim=256, batch=batch), peak=peak, repeats=repeats))
+        for model, extra in (("toy MLP", ()), ("toy MLP, compiled Adam",
+                                                ("train.compile_optimizer=true",)))[
+                                                    :2 if compiled else 1]:
+            rows.append(row(
+                model, batch,
+                (lambda b=batch, e=extra: gankit_loop_steps_per_s(b, steps, e),
+                 lambda h=hand: time_steps(hand_written_step(*toy_mlp(), **h), steps,
+                                           warmup=20)),
+                flops=count_flops(*toy_mlp(), z_dim=256, batch=batch), peak=peak,
+                repeats=repeats))
     dc_steps = max(1, steps // 20)  # a DCGAN step costs ~20-50x a toy step
     dc = dict(z_dim=100, batch=64, lr_d=2e-4, lr_g=2e-4)
-    rows.append(row(
-        "DCGAN28", 64,
-        (lambda: time_steps(gankit_step(*dcgan(), **dc), dc_steps, warmup=5),
-         lambda: time_steps(hand_written_step(*dcgan(), **dc), dc_steps, warmup=5)),
-        flops=count_flops(*dcgan(), z_dim=100, batch=64), peak=peak, repeats=repeats))
+    for model, compile_adam in (("DCGAN28", False), ("DCGAN28, compiled Adam", True))[
+            :2 if compiled else 1]:
+        rows.append(row(
+            model, 64,
+            (lambda c=compile_adam: time_steps(gankit_step(*dcgan(), **dc, compile_optimizer=c),
+                                           dc_steps, warmup=5),
+             lambda: time_steps(hand_written_step(*dcgan(), **dc), dc_steps, warmup=5)),
+            flops=count_flops(*dcgan(), z_dim=100, batch=64), peak=peak, repeats=repeats))
     return {"matmul_gflops": peak, "threads": torch.get_num_threads(), "steps": steps,
             "repeats": repeats, "torch": str(torch.__version__), "rows": rows,
-            "note": "DCGAN28 row: gankit's D+G step functions (not the whole loop, which "
-                    "has no image data yet) on stand-in images, steps/20 timed steps"}
+            "note": "toy rows: gankit's whole loop timed after its first tenth (warm-up, "
+                    "compilation); DCGAN28 rows: gankit's D+G step functions (not the whole "
+                    "loop) on stand-in images, steps/20 timed steps after 5 warm-up steps"}
 
 
 def format_throughput(r: dict) -> str:
     lines = [f"machine: float32 2048x2048 matmul {r['matmul_gflops']:.1f} GFLOP/s "
              f"on {r['threads']} threads (torch {r['torch']}); best of {r['repeats']} runs of "
              f"{r['steps']} steps each",
-             f"{'model':<9} {'batch':>5} {'gankit/s':>9} {'hand/s':>9} {'ratio':>6} "
+             f"{'model':<24} {'batch':>5} {'gankit/s':>9} {'hand/s':>9} {'ratio':>6} "
              f"{'MFLOP/step':>10} {'GFLOP/s':>8} {'of matmul':>9}"]
     for row in r["rows"]:
-        lines.append(f"{row['model']:<9} {row['batch']:>5} {row['gankit_steps_per_s']:>9.1f} "
+        lines.append(f"{row['model']:<24} {row['batch']:>5} {row['gankit_steps_per_s']:>9.1f} "
                      f"{row['hand_written_steps_per_s']:>9.1f} {row['ratio']:>5.2f}x "
                      f"{row['mflop_per_step']:>10.2f} {row['gankit_gflops']:>8.2f} "
                      f"{row['fraction_of_matmul']:>8.1%}")

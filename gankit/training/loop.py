@@ -50,15 +50,23 @@ RESUMABLE_CHANGES = {("train", "steps"), ("train", "checkpoint_every"), ("train"
 
 
 def make_optimizers(cfg: Config, generator, discriminator):
+    """Each player's Adam: fused (one kernel per step on CPU and CUDA), or with
+    ``train.compile_optimizer`` a step compiled by torch.compile, whose learning rate is a
+    tensor changed in place (``set_learning_rates``) so the schedule never recompiles it."""
     t = cfg.train
-    # fused Adam: one kernel per step on CPU and CUDA (torch >= 2.4; we require >= 2.6)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=tuple(t.betas_g),
-                             fused=True)
+
+    def adam(module, lr: float, betas: list[float]) -> torch.optim.Adam:
+        if not t.compile_optimizer:
+            return torch.optim.Adam(module.parameters(), lr=lr, betas=tuple(betas), fused=True)
+        opt = torch.optim.Adam(module.parameters(), lr=torch.tensor(lr), betas=tuple(betas),
+                               foreach=False)
+        opt.step = torch.compile(opt.step)  # (the instance's step: state_dict is unchanged)
+        return opt
+
+    opt_g = adam(generator, t.lr_g, t.betas_g)
     if not list(discriminator.parameters()):  # gmmn: nothing to train against
         return opt_g, None
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=tuple(t.betas_d),
-                             fused=True)
-    return opt_g, opt_d
+    return opt_g, adam(discriminator, t.lr_d, t.betas_d)
 
 
 def seed_generators(cfg: Config, device: torch.device, rank: int = 0) -> Rng:
@@ -242,8 +250,13 @@ def set_learning_rates(state: TrainState, t) -> None:
     """Each step's learning rates: the schedule's fraction times the rollback scale."""
     frac = 1 - (state.step - 1) / t.steps if t.lr_schedule == "linear" else 1.0
     for opt, lr in ((state.opt_d, t.lr_d), (state.opt_g, t.lr_g)):
-        if opt is not None:  # (gmmn has no D)
-            opt.param_groups[0]["lr"] = lr * frac * state.lr_scale
+        if opt is None:  # (gmmn has no D)
+            continue
+        group = opt.param_groups[0]
+        if isinstance(group["lr"], torch.Tensor):  # a compiled step: in place, no recompile
+            group["lr"].fill_(lr * frac * state.lr_scale)
+        else:
+            group["lr"] = lr * frac * state.lr_scale
 
 
 def rolled_back(run: Run, checkpointing: bool, bar) -> bool:

@@ -57,6 +57,10 @@ def test_throughput_table_runs():
         assert row["gankit_steps_per_s"] > 0 and row["hand_written_steps_per_s"] > 0
         assert 0 < row["fraction_of_matmul"]
     assert "toy MLP" in format_throughput(r) and "DCGAN28" in format_throughput(r)
+    (profile,) = r["profiles"].values()
+    groups = {name: share for name, share, _ in profile[:3]}
+    assert sum(groups.values()) == pytest.approx(1.0)
+    assert groups["[matrix products]"] > 0.05 and groups["[optimizer: step, zero_grad]"] > 0
 
 
 def test_modes_table_runs_every_method_it_names(tmp_path, capsys):

@@ -25,7 +25,7 @@ from gankit.training.loop import make_optimizers
 from gankit.training.step import discriminator_step, generator_step
 
 __all__ = ["TOY", "matmul_gflops", "time_steps", "hand_written_step", "gankit_step",
-           "LogTimes", "steady_steps_per_s",
+           "LogTimes", "steady_steps_per_s", "step_profile",
            "count_flops", "toy_mlp", "dcgan", "gankit_loop_steps_per_s",
            "train_in_temporary_directory", "train_seconds", "MatmulRecorder", "record_matmuls",
            "replayable", "matmul_flops", "matmul_seconds_per_step", "row", "throughput",
@@ -229,6 +229,33 @@ def matmul_seconds_per_step(path: Path | None, overrides: list[str], steps: int 
     return best / steps
 
 
+def step_profile(step, steps: int = 100, top: int = 10) -> list[tuple[str, float, float]]:
+    """Where one step's CPU time goes: the ``top`` operators by self time (torch.profiler,
+    over ``steps`` steps after 20 warm-up ones) as (name, share of the total, calls per
+    step), and the groups "matrix products", "optimizer" and "everything else" first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(20):
+        step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    matmul = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
+
+    def share(keep) -> float:
+        return sum(e.self_cpu_time_total for e in events if keep(e.key)) / total
+
+    groups = [("[matrix products]", share(lambda k: k in matmul), 0.0),
+              ("[optimizer: step, zero_grad]", share(
+                  lambda k: any(w in k for w in ("Optimizer", "adam", "Torch-Compiled",
+                                                 "TorchDynamo", "AOTDispatcher"))), 0.0)]
+    groups.append(("[everything else]", 1 - groups[0][1] - groups[1][1], 0.0))
+    ops = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
+    return groups + [(e.key, e.self_cpu_time_total / total, e.count / steps) for e in ops]
+
+
 def row(model: str, batch: int, timers: tuple, *, flops: int, peak: float, repeats: int
         ) -> dict:
     """A table row: best of ``repeats`` alternating timings of ``ours()`` and ``theirs()``
@@ -271,7 +298,13 @@ def throughput(steps: int = 2000, repeats: int = 3, *, compiled: bool = True) ->
                                            dc_steps, warmup=5),
              lambda: time_steps(hand_written_step(*dcgan(), **dc), dc_steps, warmup=5)),
             flops=count_flops(*dcgan(), z_dim=100, batch=64), peak=peak, repeats=repeats))
+    hand = dict(z_dim=256, batch=64, lr_d=1e-4, lr_g=1e-3)
+    profiles = {name: step_profile(gankit_step(*toy_mlp(), **hand, compile_optimizer=c))
+                for name, c in (("toy MLP, batch 64", False),
+                                ("toy MLP, batch 64, compiled Adam", True))[
+                                    :2 if compiled else 1]}
     return {"matmul_gflops": peak, "threads": torch.get_num_threads(), "steps": steps,
+            "profiles": profiles,
             "repeats": repeats, "torch": str(torch.__version__), "rows": rows,
             "note": "toy rows: gankit's whole loop timed after its first tenth (warm-up, "
                     "compilation); DCGAN28 rows: gankit's D+G step functions (not the whole "
@@ -290,4 +323,8 @@ def format_throughput(r: dict) -> str:
                      f"{row['mflop_per_step']:>10.2f} {row['gankit_gflops']:>8.2f} "
                      f"{row['fraction_of_matmul']:>8.1%}")
     lines.append(f"note: {r['note']}")
+    for name, ops in r.get("profiles", {}).items():
+        lines.append(f"where a step's CPU time goes ({name}; torch.profiler, self time):")
+        lines += [f"  {op[:52]:<52} {frac:>6.1%}" + (f" {calls:>5.1f}/step" if calls else "")
+                  for op, frac, calls in ops]
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from gankit.bench import modes as bench_modes
 from gankit.bench import throughput as bench
 from gankit.build import build_target
 from gankit.callbacks import TensorBoard
-from gankit.config import load_config, reference
+from gankit.config import load_config, problem_lines, reference
 from gankit.data import dataset_spec
 from gankit.errors import GankitError
 from gankit.evaluate import (
@@ -487,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gankit: {e}", file=sys.stderr)
         return 130
     except GankitError as e:
-        for line in str(e).split("\n"):  # one problem per line
+        for line in problem_lines(str(e).split("\n")).split("\n"):  # one problem per line
             print(f"gankit: error: {one_line(line)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

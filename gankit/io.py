@@ -14,6 +14,7 @@ import math
 import os
 import pickle
 import platform
+import re
 import sys
 import tempfile
 import zipfile
@@ -28,8 +29,8 @@ from gankit.version import __version__
 
 __all__ = ["CHECKPOINT_FORMAT", "FILE_MODE", "atomic_write_bytes", "atomic_write_text",
            "write_json", "versions", "save_checkpoint", "remove_stale_temporaries",
-           "load_checkpoint", "NullLog", "MetricsLog", "Snapshots", "read_snapshots",
-           "read_metrics"]
+           "load_checkpoint", "checkpoint_problem", "check_checkpoint", "error_line", "NullLog",
+           "MetricsLog", "Snapshots", "read_snapshots", "read_metrics"]
 
 
 CHECKPOINT_FORMAT = "gankit-checkpoint-1"
@@ -113,20 +114,132 @@ def remove_stale_temporaries(run_dir: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a gankit checkpoint safely; any unreadable or foreign file is a GankitError."""
+    """Load a gankit checkpoint safely and check its structure (``check_checkpoint``); any
+    unreadable, foreign, altered or non-finite file is a GankitError naming it and the
+    part that does not fit."""
     path = Path(path)
     if not path.is_file():
         raise GankitError(f"{path}: checkpoint not found")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError,
-            ValueError, AttributeError, TypeError) as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
-        why = next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), lines[0])
-        raise GankitError(f"{path}: not a readable gankit checkpoint ({why[:200]})") from None
+    except pickle.UnpicklingError as e:
+        raise GankitError(f"{path}: {_unpickling_refusal(str(e))}") from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError, AttributeError,
+            TypeError, KeyError, IndexError, RecursionError, MemoryError,
+            UnicodeDecodeError) as e:
+        why = "an empty file" if path.stat().st_size == 0 else error_line(e)
+        raise GankitError(f"{path}: not a readable gankit checkpoint ({why})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise GankitError(f"{path}: not a gankit checkpoint (expected format {CHECKPOINT_FORMAT})")
+    check_checkpoint(state, path)
     return state
+
+
+def error_line(error: BaseException) -> str:
+    """The line of a library's error message that says what went wrong (torch's state-dict
+    errors put it on the second line), at most 200 characters."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading"):
+        lines = lines[1:]
+    if not lines or (isinstance(error, (KeyError, IndexError)) and len(lines[0]) < 40):
+        lines = [f"{type(error).__name__} {lines[0] if lines else ''}".strip()]
+    return lines[0][:200]
+
+
+def _unpickling_refusal(message: str) -> str:
+    """What torch's weights-only unpickler refused, said as what it means for a checkpoint
+    (torch's own text ends with advice to load it unsafely)."""
+    refused = re.search(r"GLOBAL ([\w.]+)", message)
+    if refused:
+        return (f"holds code, not only tensors and plain data (it asks for {refused.group(1)}); "
+                "refused without running it")
+    operand = re.search(r"Unsupported operand \S+", message)
+    return ("holds pickle instructions no gankit checkpoint has"
+            + (f" ({operand.group(0)})" if operand else "") + "; refused without running them")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _non_finite(value: Any, where: str) -> str | None:
+    """Where in ``value`` (nested dicts, lists, tensors) a floating tensor holds NaN or
+    infinity, or None."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return where
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if found := _non_finite(v, f"{where}/{k}" if where else str(k)):
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            if found := _non_finite(v, f"{where}/{i}"):
+                return found
+    return None
+
+
+def _weights_problem(value: Any, name: str) -> str | None:
+    """Why ``value`` is not a state dict (names → tensors), or None."""
+    if not isinstance(value, dict):
+        return f"{name} is {type(value).__name__}, not a table of tensors"
+    bad = next((k for k, v in value.items()
+                if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+    return None if bad is None else f"{name}[{bad!r}] is not a tensor"
+
+
+def checkpoint_problem(state: dict[str, Any]) -> str | None:
+    """What in a loaded checkpoint does not fit a gankit checkpoint, or None: its config
+    (a valid one), its step (an integer ≥ 0), the weights (tables of finite tensors) and
+    the training state of the kind of run it is (one GAN or an AdaGAN mixture)."""
+    from gankit.config import from_dict  # (config imports the registries, which import io)
+
+    if not isinstance(state.get("config"), dict):
+        return "no config" if "config" not in state else "config is not a table"
+    try:
+        cfg = from_dict(state["config"], "config")
+    except GankitError as e:
+        return f"its config does not validate ({str(e).splitlines()[0]})"
+    step = state.get("step")
+    if not _is_int(step) or step < 0:
+        return "no step" if "step" not in state else f"step is {step!r}, not an integer >= 0"
+    if cfg.adagan.components > 1:
+        parts = {"states": list, "betas": list, "data_weights": list, "discriminator": dict}
+    else:
+        parts = {"generator": dict, "discriminator": dict}
+    for key, kind in parts.items():
+        if key not in state:
+            return f"no {key!r}"
+        if not isinstance(state[key], kind):
+            return f"{key!r} is {type(state[key]).__name__}, not a {kind.__name__}"
+    for key in ("generator", "discriminator", "generator_ema"):
+        if key in state and (problem := _weights_problem(state[key], key)):
+            return problem
+    if cfg.adagan.components > 1:
+        if len(state["states"]) != step or len(state["betas"]) != step:
+            return f"step {step} but {len(state['states'])} component states and " \
+                   f"{len(state['betas'])} weights"
+        for i, g in enumerate(state["states"]):
+            if problem := _weights_problem(g, f"states[{i}]"):
+                return problem
+    for key, ok in (("lr_scale", lambda v: isinstance(v, (int, float)) and not
+                     isinstance(v, bool) and math.isfinite(v) and v > 0),
+                    ("rollbacks", lambda v: _is_int(v) and v >= 0),
+                    ("wall_time", lambda v: isinstance(v, (int, float)) and not
+                     isinstance(v, bool) and math.isfinite(v))):
+        if key in state and not ok(state[key]):
+            return f"{key} is {state[key]!r:.60}"
+    if where := _non_finite({k: v for k, v in state.items() if k not in ("config", "meta")}, ""):
+        return (f"non-finite values in {where}; "
+                "gankit never saves a non-finite state: the file was altered or corrupted")
+    return None
+
+
+def check_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Raise a GankitError naming ``path`` and the part of the checkpoint that does not
+    fit (see ``checkpoint_problem``)."""
+    if problem := checkpoint_problem(state):
+        raise GankitError(f"{path}: {problem}")
 
 
 class NullLog:

@@ -63,9 +63,13 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     if not run_dir.is_dir():
         raise GankitError(f"{run_dir}: run directory not found")
     state = io.load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
-    cfg = from_dict(state["config"], str(run_dir / "checkpoint.pt"))
+    cfg = from_dict(state["config"], str(run_dir / "checkpoint.pt"))  # (checked on loading)
     if cfg.adagan.components > 1:  # the mixture, and the classifier of data vs mixture
-        return (cfg, *load_adagan(state, cfg, device), state)
+        try:
+            return (cfg, *load_adagan(state, cfg, device), state)
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
+            raise GankitError(f"{run_dir / 'checkpoint.pt'}: weights do not fit its config "
+                              f"({io.error_line(e)})") from None
     if cfg.model.generator == "user":  # gankit.fit: the TorchScript traces of the run
         try:
             g, d = (torch.jit.load(str(run_dir / f"{n}.ts"), map_location=device)
@@ -80,10 +84,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
         # with generator_ema, samples come from the averaged weights (as in training)
         generator.load_state_dict(state.get("generator_ema", state["generator"]))
         discriminator.load_state_dict(state["discriminator"])
-    except (RuntimeError, KeyError, TypeError) as e:
-        msg = str(e).splitlines()[0][:200]
-        raise GankitError(f"{run_dir / 'checkpoint.pt'}: weights do not fit its config ({msg})") \
-            from None
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise GankitError(f"{run_dir / 'checkpoint.pt'}: weights do not fit its config "
+                          f"({io.error_line(e)})") from None
     return cfg, generator.to(device), discriminator.to(device), state
 
 

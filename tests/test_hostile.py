@@ -147,3 +147,279 @@ def test_many_problems_print_at_most_twenty_lines(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 20 and lines[-1] == "gankit: error: and 481 more problems"
     assert not (tmp_path / "run").exists()
+
+
+# ---- 3, 5, 8. checkpoints ---------------------------------------------------------------
+
+TINY_RUN = ["model.g_width=16", "model.d_width=16", "train.steps=20", "train.batch_size=32",
+            "train.log_every=5", "train.checkpoint_every=10", "train.eval_samples=200",
+            "train.device='cpu'"]
+
+
+def settings(overrides: list[str]) -> list[str]:
+    return [a for s in overrides for a in ("--set", s)]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A tiny finished ring8 run (trained once per module)."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["train", RING8, "--out", str(out), "--no-progress", *settings(TINY_RUN)]) == 0
+    return out
+
+
+def copy_of(run: Path, root: Path) -> Path:
+    import shutil
+
+    shutil.copytree(run, root / "run")
+    return root / "run"
+
+
+def first_param(state: dict, part: str = "generator") -> str:
+    return next(iter(state[part]))
+
+
+def rewrite(run: Path, mutate) -> None:
+    """Rewrite the run's checkpoint.pt as ``mutate(state)`` returns it (tensors and plain
+    data, as torch.save writes them)."""
+    import torch
+
+    path = run / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    torch.save(mutate(state), path)
+
+
+def without(*keys):
+    def mutate(state):
+        for k in keys:
+            state.pop(k)
+        return state
+    return mutate
+
+
+def setting(key, value):
+    def mutate(state):
+        state[key] = value
+        return state
+    return mutate
+
+
+def in_config(section, key, value):
+    def mutate(state):
+        state["config"][section][key] = value
+        return state
+    return mutate
+
+
+def in_weights(part, change):
+    """Apply ``change(tensor) -> tensor or None`` (None: drop it) to the first tensor of
+    ``part``."""
+    def mutate(state):
+        key = first_param(state, part)
+        new = change(state[part][key])
+        if new is None:
+            del state[part][key]
+        else:
+            state[part][key] = new
+        return state
+    return mutate
+
+
+def nan_at(value):
+    def change(t):
+        t = t.clone()
+        t.view(-1)[0] = value
+        return t
+    return change
+
+
+def in_optimizer(change):
+    def mutate(state):
+        change(state["opt_g"])
+        return state
+    return mutate
+
+
+def _two_groups(opt):
+    opt["param_groups"] = opt["param_groups"] * 2
+
+
+def _moment_shape(opt):
+    import torch
+
+    first = next(iter(opt["state"]))
+    opt["state"][first]["exp_avg"] = torch.zeros(3, 3)
+
+
+def _state_not_table(opt):
+    opt["state"] = [1, 2]
+
+
+def _short_rng(state):
+    import torch
+
+    state["rng"] = torch.zeros(7, dtype=torch.uint8)
+    return state
+
+
+def _extra_weight(state):
+    import torch
+
+    state["generator"]["intruder.weight"] = torch.zeros(2)
+    return state
+
+
+def _transposed(t):
+    return t.T.contiguous() if t.ndim == 2 else t.unsqueeze(0)
+
+
+# name -> (mutation, it is refused by: "all" = eval, sample and train --resume; "loads" =
+# eval and sample (a resume refuses a changed config before it reads weights); "resume")
+CHECKPOINT_MUTATIONS = {
+    "no-config": (without("config"), "all"),
+    "config-a-list": (setting("config", [1, 2]), "all"),
+    "config-bad-width": (in_config("model", "g_width", -1), "all"),
+    "config-bad-objective": (in_config("objective", "name", "vanilla"), "all"),
+    "config-unknown-section": (setting("config", {"nope": {}}), "all"),
+    "config-other-width": (in_config("model", "g_width", 24), "loads"),
+    "config-adagan": (in_config("adagan", "components", 3), "all"),
+    "no-step": (without("step"), "all"),
+    "step-string": (setting("step", "10"), "all"),
+    "step-float": (setting("step", 10.0), "all"),
+    "step-negative": (setting("step", -1), "all"),
+    "step-bool": (setting("step", True), "all"),
+    "step-none": (setting("step", None), "all"),
+    "no-generator": (without("generator"), "all"),
+    "generator-a-list": (setting("generator", [1]), "all"),
+    "generator-value-not-tensor": (in_weights("generator", lambda t: "x"), "all"),
+    "generator-wrong-shape": (in_weights("generator", _transposed), "all"),
+    "generator-missing-tensor": (in_weights("generator", lambda t: None), "all"),
+    "generator-extra-tensor": (_extra_weight, "all"),
+    "no-discriminator": (without("discriminator"), "all"),
+    "discriminator-wrong-shape": (in_weights("discriminator", lambda t: t[:1]), "all"),
+    "generator-nan": (in_weights("generator", nan_at(float("nan"))), "all"),
+    "generator-inf": (in_weights("generator", nan_at(float("inf"))), "all"),
+    "discriminator-nan": (in_weights("discriminator", nan_at(float("nan"))), "all"),
+    "discriminator-neg-inf": (in_weights("discriminator", nan_at(float("-inf"))), "all"),
+    "optimizer-moment-nan": (in_optimizer(lambda o: next(iter(o["state"].values()))[
+        "exp_avg"].view(-1).__setitem__(0, float("nan"))), "all"),
+    "lr-scale-nan": (setting("lr_scale", float("nan")), "all"),
+    "lr-scale-zero": (setting("lr_scale", 0.0), "all"),
+    "rollbacks-negative": (setting("rollbacks", -3), "all"),
+    "wall-time-text": (setting("wall_time", "soon"), "all"),
+    "format-missing": (without("format"), "all"),
+    "format-other": (setting("format", "gankit-checkpoint-99"), "all"),
+    "not-a-dict": (lambda state: [state["step"]], "all"),
+    # only training reads these
+    "no-opt-g": (without("opt_g"), "resume"),
+    "no-opt-d": (without("opt_d"), "resume"),
+    "optimizer-other-groups": (in_optimizer(_two_groups), "resume"),
+    "optimizer-moment-shape": (in_optimizer(_moment_shape), "resume"),
+    "optimizer-state-a-list": (in_optimizer(_state_not_table), "resume"),
+    "optimizer-a-string": (setting("opt_g", "adam"), "resume"),
+    "no-rng": (without("rng"), "resume"),
+    "rng-short": (_short_rng, "resume"),
+    "rng-a-string": (setting("rng", "seed"), "resume"),
+    "torch-rng-a-float-tensor": (setting("torch_rng", __import__("torch").zeros(3)), "resume"),
+    "no-lr-scale": (without("lr_scale"), "resume"),
+    "no-rollbacks": (without("rollbacks"), "resume"),
+}
+COMMANDS = {
+    "eval": lambda run, root: ["eval", run],
+    "sample": lambda run, root: ["sample", run, "-n", "10", "--out", root / "x.npy"],
+    "resume": lambda run, root: ["train", RING8, "--out", run, "--resume", "--no-progress",
+                                 *settings(TINY_RUN)],
+}
+REFUSED_BY = {"all": list(COMMANDS), "loads": ["eval", "sample"], "resume": ["resume"]}
+CHECKPOINT_CASES = [(name, command) for name, (_, refused_by) in CHECKPOINT_MUTATIONS.items()
+                    for command in REFUSED_BY[refused_by]]
+
+
+@pytest.mark.parametrize("name, command", CHECKPOINT_CASES)
+def test_checkpoint_that_does_not_fit_is_one_line(name, command, finished_run, tmp_path,
+                                                   capsys):
+    run = copy_of(finished_run, tmp_path)
+    rewrite(run, CHECKPOINT_MUTATIONS[name][0])
+    line = refused_untouched(COMMANDS[command](run, tmp_path), capsys, tmp_path)
+    assert str(run / "checkpoint.pt") in line
+
+
+def test_non_finite_weights_are_named_and_never_called_good(finished_run, tmp_path, capsys):
+    run = copy_of(finished_run, tmp_path)
+    rewrite(run, in_weights("generator", nan_at(float("nan"))))
+    line = refused(COMMANDS["resume"](run, tmp_path), capsys)
+    assert "non-finite values in generator/" in line and "good" not in line
+
+
+class Code:
+    """Unpickling this would call ``target(*args)``."""
+
+    def __init__(self, target, *args):
+        self.target, self.args = target, args
+
+    def __reduce__(self):
+        return self.target, self.args
+
+
+def _crafted(kind: str):
+    import builtins
+    import subprocess
+
+    return {"os.system": Code(os.system, "touch PWNED"),
+            "builtins.eval": Code(builtins.eval, "1"),
+            "builtins.exec": Code(builtins.exec, "import os"),
+            "subprocess.Popen": Code(subprocess.Popen, ["true"]),
+            "builtins.getattr": Code(getattr, "text", "upper"),
+            "builtins.__import__": Code(__import__, "os"),
+            "a class of the test": Code(Code, 1)}[kind]
+
+
+CRAFTED = ["os.system", "builtins.eval", "builtins.exec", "subprocess.Popen",
+           "builtins.getattr", "builtins.__import__", "a class of the test"]
+
+
+@pytest.mark.parametrize("kind", CRAFTED)
+@pytest.mark.parametrize("nested", [False, True])
+def test_crafted_pickle_is_refused_naming_what_it_asks_for(kind, nested, tmp_path, capsys,
+                                                          monkeypatch):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    payload = _crafted(kind)
+    torch.save({"format": "gankit-checkpoint-1", "config": {}, "step": payload} if nested
+               else payload, run / "checkpoint.pt")
+    line = refused_untouched(["eval", run], capsys, tmp_path)
+    assert "holds code" in line and "weights_only" not in line, line
+    if kind != "a class of the test":
+        assert kind.split(".")[-1] in line
+    assert not (tmp_path / "PWNED").exists()
+
+
+BROKEN_FILES = {
+    "empty": b"",
+    "one-byte": b"\x00",
+    "text": b"hello, I am not a checkpoint\n",
+    "random": bytes((i * 7919 + 13) % 256 for i in range(4096)),
+    "zip-of-garbage": b"PK\x03\x04" + b"\x00" * 200,
+    "gzip": b"\x1f\x8b\x08\x00" + b"\x00" * 64,
+}
+
+
+@pytest.mark.parametrize("name", list(BROKEN_FILES) + ["truncated", "directory", "none"])
+@pytest.mark.parametrize("command", ["eval", "sample"])
+def test_broken_checkpoint_file_is_one_line(name, command, finished_run, tmp_path, capsys):
+    run = copy_of(finished_run, tmp_path)
+    path = run / "checkpoint.pt"
+    if name == "truncated":
+        path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    elif name == "directory":
+        path.unlink()
+        path.mkdir()
+    elif name == "none":
+        path.unlink()
+    else:
+        path.write_bytes(BROKEN_FILES[name])
+    line = refused_untouched(COMMANDS[command](run, tmp_path), capsys, tmp_path)
+    assert str(path) in line

@@ -10,6 +10,7 @@ import argparse
 import io
 import json
 import sys
+from contextlib import nullcontext
 from importlib import resources
 from pathlib import Path
 
@@ -33,10 +34,11 @@ from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
 from gankit.io import atomic_write_bytes, write_json
 from gankit.metrics.describe import direction, format_value, meaning
 from gankit.plots import plot_samples, run_title
-from gankit.report import write_html_report
+from gankit.report import check_report_target, read_summary, run_file, write_html_report
 from gankit.runs import load_run, train
 from gankit.sampling.refit import corrected_samples, correction_label
 from gankit.theory.report import format_theory, run_theory
+from gankit.training.guard import run_lock
 from gankit.training.loop import Interrupted
 
 __all__ = ["one_line", "Parser", "MAX_SEED", "seed_arg", "build_parser", "report_runs",
@@ -165,24 +167,33 @@ def report_runs(run_dirs: list[str | Path], out: Path) -> None:
     """Write the HTML report of finished run directories to ``out``: their metrics with
     their configs, the real-data floor of each image dataset among them, their pictures."""
     dirs, summaries, targets, configs, floors = [], [], [], [], {}
+    if not out.parent.exists():
+        raise GankitError(f"--out: directory {str(out.parent)!r} does not exist")
+    check_report_target(out)
     for name in run_dirs:
         d = Path(name)
-        if not (d / "summary.json").is_file():
-            raise GankitError(f"{d}: no summary.json; is it a finished gankit run directory?")
+        summaries.append(read_summary(d))
+        if run_file(d, "config.toml") is None:
+            raise GankitError(f"{d / 'config.toml'}: missing, a symlink or not a regular file; "
+                              "is it a finished gankit run directory?")
         try:
-            summaries.append(json.loads((d / "summary.json").read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise GankitError(f"{d / 'summary.json'}: not valid JSON ({e})") from None
-        cfg = load_config(d / "config.toml")
+            cfg = load_config(d / "config.toml")
+        except GankitError as e:  # (a field's problem: name the run's file too)
+            raise GankitError("\n".join(line if line.startswith(str(d)) else
+                                         f"{d / 'config.toml'}: {line}"
+                                         for line in str(e).split("\n"))) from None
         configs.append(cfg)
         targets.append(build_target(cfg))
         key = cfg.data.path or cfg.data.name  # (the user's data: one floor per file)
         if key not in floors and (floor := real_data_floor_of(cfg)) is not None:
             floors[key] = floor
         dirs.append(d)
-    if not out.parent.exists():
-        raise GankitError(f"--out: directory {str(out.parent)!r} does not exist")
-    write_html_report(dirs, summaries, out, targets=targets, configs=configs, floors=floors)
+    # a report written into a run directory waits for no writer: one holding the lock
+    # is refused, as a second trainer would be
+    with run_lock(out.parent) if (out.parent / ".lock").is_file() else nullcontext():
+        check_report_target(out)  # (again: the run may have written meanwhile)
+        write_html_report(dirs, summaries, out, targets=targets, configs=configs,
+                          floors=floors)
     print(f"report: {out}")
 
 

@@ -154,8 +154,9 @@ def _unpickling_refusal(message: str) -> str:
         return (f"holds code, not only tensors and plain data (it asks for {refused.group(1)}); "
                 "refused without running it")
     operand = re.search(r"Unsupported operand \S+", message)
-    return ("holds pickle instructions no gankit checkpoint has"
-            + (f" ({operand.group(0)})" if operand else "") + "; refused without running them")
+    return "not a readable gankit checkpoint (" + (
+        f"a pickle instruction no checkpoint has: {operand.group(0)}" if operand else
+        "a pickle the weights-only reader refuses") + ")"
 
 
 def _is_int(value: Any) -> bool:
@@ -295,9 +296,44 @@ class Snapshots:
         atomic_write_bytes(self.path, buf.getvalue())
 
 
+MAX_SNAPSHOT_BYTES = 2 << 30  # what snapshots.npz may inflate to (a crafted one: anything)
+
+
+def _member_bytes(archive: zipfile.ZipFile, name: str) -> int:
+    """The size of the array ``name`` in an .npz, read from its .npy header alone."""
+    with archive.open(f"{name}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+    return math.prod(shape) * dtype.itemsize
+
+
 def read_snapshots(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(path, allow_pickle=False) as f:
-        return f["steps"], f["samples"]
+    """(steps (S,), samples (S, n, ...)) of a ``snapshots.npz``; a file that is not one
+    (garbage, other arrays, an inflated size past ``MAX_SNAPSHOT_BYTES``) is a GankitError
+    naming it."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            size = sum(_member_bytes(archive, n) for n in ("steps", "samples"))
+        if size > MAX_SNAPSHOT_BYTES:
+            raise GankitError(f"{path}: its arrays would take {size} bytes; allowed: at most "
+                              f"{MAX_SNAPSHOT_BYTES}")
+        with np.load(path, allow_pickle=False) as f:
+            steps, samples = f["steps"], f["samples"]
+    except GankitError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, RuntimeError,
+            TypeError) as e:
+        raise GankitError(f"{path}: not a readable snapshots file ({error_line(e)})") \
+            from None
+    if steps.ndim != 1 or steps.dtype.kind not in "iu" or samples.ndim not in (3, 5) \
+            or samples.dtype.kind != "f" or len(samples) != len(steps):
+        raise GankitError(f"{path}: expected integer steps (S,) and float samples (S, n, d) "
+                          f"or (S, n, C, H, W); got {steps.dtype} {steps.shape} and "
+                          f"{samples.dtype} {samples.shape}")
+    return steps, samples
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

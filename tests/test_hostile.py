@@ -10,7 +10,6 @@ process (signals, memory) measure its peak resident memory with ``getrusage``.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -423,3 +422,189 @@ def test_broken_checkpoint_file_is_one_line(name, command, finished_run, tmp_pat
         path.write_bytes(BROKEN_FILES[name])
     line = refused_untouched(COMMANDS[command](run, tmp_path), capsys, tmp_path)
     assert str(path) in line
+
+
+# ---- 1, 6, 7. run directories and the report --------------------------------------------
+
+SECRET = b"SECRET-KEY-0123456789abcdef\n"
+
+
+def secret_file(root: Path) -> Path:
+    path = root / "secret.txt"
+    path.write_bytes(SECRET)
+    return path
+
+
+def _png_outside(root: Path) -> Path:
+    outside = root / "outside.png"
+    outside.write_bytes(b"\x89PNG\r\n\x1a\n" + SECRET)
+    return outside
+
+
+PICTURE_SWAPS = {  # what the picture becomes: (how, what the warning says)
+    "symlink-to-secret": (lambda p, root: p.symlink_to(secret_file(root)), "symlink"),
+    "symlink-to-png-outside": (lambda p, root: p.symlink_to(_png_outside(root)),
+                               "symlink"),
+    "symlink-to-dev-zero": (lambda p, root: p.symlink_to("/dev/zero"), "symlink"),
+    "symlink-loop": (lambda p, root: p.symlink_to(p), "symlink"),
+    "dangling-symlink": (lambda p, root: p.symlink_to(root / "gone.png"), "symlink"),
+    "text-file": (lambda p, root: p.write_bytes(SECRET), "not a PNG"),
+    "jpeg": (lambda p, root: p.write_bytes(b"\xff\xd8\xff\xe0" + SECRET), "not a PNG"),
+    "empty": (lambda p, root: p.write_bytes(b""), "not a PNG"),
+    "hard-link-to-secret": (lambda p, root: os.link(secret_file(root), p), "not a PNG"),
+    "fifo": (lambda p, root: os.mkfifo(p), "not a regular file"),
+    "directory": (lambda p, root: p.mkdir(), "not a regular file"),
+}
+
+
+@pytest.mark.parametrize("picture", ["samples.png", "losses.png"])
+@pytest.mark.parametrize("swap", list(PICTURE_SWAPS))
+def test_report_embeds_only_png_files_inside_the_run(swap, picture, finished_run, tmp_path,
+                                                     capsys):
+    import base64
+
+    run = copy_of(finished_run, tmp_path)
+    (run / picture).unlink()
+    how, why = PICTURE_SWAPS[swap]
+    how(run / picture, tmp_path)
+    report = tmp_path / "report.html"
+    assert main(["report", str(run), "--out", str(report)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(run / picture) in err[0] and why in err[0], err
+    page = report.read_bytes()
+    assert SECRET not in page and base64.b64encode(SECRET)[:24] not in page
+    assert page.count(b"<img ") == 1  # the other picture still is embedded
+
+
+def _write_summary(value):
+    def swap(run: Path, root: Path) -> None:
+        (run / "summary.json").write_text(value if isinstance(value, str) else
+                                          __import__("json").dumps(value))
+    return swap
+
+
+def _replace(name: str, how):
+    def swap(run: Path, root: Path) -> None:
+        (run / name).unlink(missing_ok=True)
+        how(run / name, root)
+    return swap
+
+
+def _npz(**arrays):
+    def swap(run: Path, root: Path) -> None:
+        import numpy as np
+
+        np.savez(run / "snapshots.npz", **arrays)
+    return swap
+
+
+def _inflating_npz(run: Path, root: Path) -> None:
+    """An .npz whose samples header claims 10¹² floats (a few hundred bytes on disk)."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (10**6, 10**6)})
+    steps = io.BytesIO()
+    np.save(steps, np.arange(3))
+    with zipfile.ZipFile(run / "snapshots.npz", "w") as z:
+        z.writestr("steps.npy", steps.getvalue())
+        z.writestr("samples.npy", header.getvalue() + b"\0" * 64)
+
+
+RUN_FILE_DAMAGE = {
+    "summary-a-list": _write_summary([1, 2, 3]),
+    "summary-a-number": _write_summary(7),
+    "summary-a-string": _write_summary("done"),
+    "summary-null": _write_summary(None),
+    "metrics-a-number": _write_summary({"metrics": 3}),
+    "metrics-a-list": _write_summary({"metrics": [1, 2]}),
+    "metrics-missing": _write_summary({"steps": 3}),
+    "metric-a-table": _write_summary({"metrics": {"modes": {"a": 1}}}),
+    "metric-nested-lists": _write_summary({"metrics": {"mode_counts": [[1], [2]]}}),
+    "stderr-a-string": _write_summary({"metrics": {"modes": 1}, "metrics_stderr": "x"}),
+    "stderr-a-label": _write_summary({"metrics": {"modes": 1}, "metrics_stderr": {"a": "b"}}),
+    "summary-not-json": _write_summary("{metrics: oops"),
+    "summary-not-utf8": lambda run, root: (run / "summary.json").write_bytes(b"\xff\xfe{}"),
+    "summary-deep": _write_summary("[" * 100_000 + "]" * 100_000),
+    "summary-symlink": _replace("summary.json", lambda p, root: p.symlink_to(
+        secret_file(root))),
+    "summary-fifo": _replace("summary.json", lambda p, root: os.mkfifo(p)),
+    "summary-directory": _replace("summary.json", lambda p, root: p.mkdir()),
+    "summary-missing": _replace("summary.json", lambda p, root: None),
+    "config-missing": _replace("config.toml", lambda p, root: None),
+    "config-symlink": _replace("config.toml", lambda p, root: p.symlink_to(
+        secret_file(root))),
+    "config-fifo": _replace("config.toml", lambda p, root: os.mkfifo(p)),
+    "config-garbage": _replace("config.toml", lambda p, root: p.write_bytes(b"\x00\xff[[")),
+    "config-bad-value": _replace("config.toml", lambda p, root: p.write_text(
+        "[train]\nsteps = -1\n")),
+    "snapshots-garbage": _replace("snapshots.npz", lambda p, root: p.write_bytes(SECRET)),
+    "snapshots-empty": _replace("snapshots.npz", lambda p, root: p.write_bytes(b"")),
+    "snapshots-no-arrays": _npz(other=__import__("numpy").zeros(2)),
+    "snapshots-2d-steps": _npz(steps=__import__("numpy").zeros((2, 2), int),
+                               samples=__import__("numpy").zeros((2, 5, 2), "f4")),
+    "snapshots-int-samples": _npz(steps=__import__("numpy").arange(2),
+                                  samples=__import__("numpy").zeros((2, 5, 2), int)),
+    "snapshots-length-mismatch": _npz(steps=__import__("numpy").arange(3),
+                                      samples=__import__("numpy").zeros((2, 5, 2), "f4")),
+    "snapshots-4d": _npz(steps=__import__("numpy").arange(2),
+                         samples=__import__("numpy").zeros((2, 5, 2, 2), "f4")),
+    "snapshots-objects": _npz(steps=__import__("numpy").arange(2),
+                              samples=__import__("numpy").array([{}, []], dtype=object)),
+    "snapshots-inflating": _inflating_npz,
+}
+
+
+@pytest.mark.parametrize("damage", list(RUN_FILE_DAMAGE))
+def test_malformed_run_files_are_one_line_in_report(damage, finished_run, tmp_path, capsys):
+    run = copy_of(finished_run, tmp_path)
+    RUN_FILE_DAMAGE[damage](run, tmp_path)
+    line = refused_untouched(["report", run, "--out", tmp_path / "report.html"], capsys,
+                             tmp_path)
+    assert str(run) in line and "SECRET" not in line
+
+
+REPORT_TARGETS = {  # where --out points, in the run: none may be overwritten
+    "checkpoint": lambda run, root: run / "checkpoint.pt",
+    "config": lambda run, root: run / "config.toml",
+    "summary": lambda run, root: run / "summary.json",
+    "metrics-log": lambda run, root: run / "metrics.jsonl",
+    "a-picture": lambda run, root: run / "samples.png",
+    "the-run-directory": lambda run, root: run,
+    "a-text-file": lambda run, root: (root / "notes.html", (root / "notes.html").write_text(
+        "<html>my notes</html>"))[0],
+    "symlink-to-report": lambda run, root: _symlinked_report(run, root),
+    "fifo": lambda run, root: (root / "pipe.html", os.mkfifo(root / "pipe.html"))[0],
+    "missing-directory": lambda run, root: root / "nowhere" / "report.html",
+}
+
+
+def _symlinked_report(run: Path, root: Path) -> Path:
+    assert main(["report", str(run), "--out", str(root / "real.html")]) == 0
+    (root / "link.html").symlink_to(root / "real.html")
+    return root / "link.html"
+
+
+@pytest.mark.parametrize("target", list(REPORT_TARGETS))
+def test_report_never_overwrites_what_is_not_a_report(target, finished_run, tmp_path, capsys):
+    run = copy_of(finished_run, tmp_path)
+    out = REPORT_TARGETS[target](run, tmp_path)
+    capsys.readouterr()
+    refused_untouched(["report", run, "--out", out], capsys, tmp_path)
+
+
+def test_report_rewrites_a_previous_report_but_waits_for_no_writer(finished_run, tmp_path,
+                                                                     capsys):
+    from gankit.training.guard import run_lock
+
+    run = copy_of(finished_run, tmp_path)
+    assert main(["report", str(run), "--out", str(run / "report.html")]) == 0
+    assert main(["report", str(run), "--out", str(run / "report.html")]) == 0  # a report
+    capsys.readouterr()
+    with run_lock(run):  # a trainer writing to the run
+        line = refused(["report", run, "--out", run / "report.html"], capsys)
+    assert "another gankit process" in line

@@ -17,6 +17,7 @@ from gankit.data import dataset_spec
 from gankit.errors import GankitError
 from gankit.losses.mmd import make_kernel
 from gankit.losses.objectives import Objective, get_objective, with_label_smoothing
+from gankit.memory import check_memory
 from gankit.nets import network_spec
 from gankit.nets.heads import (
     AutoencodingCritic,
@@ -99,7 +100,9 @@ def _feature_dim(discriminator: nn.Module, data_shape: tuple[int, ...]) -> int:
 def build_players(cfg: Config, data_shape: tuple[int, ...]
                   ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """G and D for training: with ``train.seeds = S > 1`` each is a ``Stacked`` of the S
-    networks that seeds seed, seed + 1, ..., seed + S − 1 would build alone."""
+    networks that seeds seed, seed + 1, ..., seed + S − 1 would build alone. A run that
+    would not fit the memory budget is refused first (``gankit.memory``)."""
+    check_memory(cfg, data_shape)
     if cfg.train.seeds == 1:
         return build_models(cfg, data_shape)
     pairs = [build_models(cfg, data_shape, cfg.train.seed + i) for i in range(cfg.train.seeds)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import sys
 from contextlib import nullcontext
 from importlib import resources
@@ -32,6 +33,7 @@ from gankit.evaluate import (
 )
 from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
 from gankit.io import atomic_write_bytes, write_json
+from gankit.memory import MEMORY_LIMIT_ENV, set_memory_limit
 from gankit.metrics.describe import direction, format_value, meaning
 from gankit.plots import plot_samples, run_title
 from gankit.report import check_report_target, read_summary, run_file, write_html_report
@@ -70,6 +72,22 @@ def seed_arg(text: str) -> int:
     return seed
 
 
+def memory_limit_gb(text: str) -> float:
+    try:
+        gb = float(text)
+    except ValueError:
+        gb = float("nan")
+    if not (math.isfinite(gb) and 0 < gb <= 1e6):
+        raise argparse.ArgumentTypeError(f"expected a positive number of GB, got {text!r}")
+    return gb
+
+
+def memory_limit_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--memory-limit", type=memory_limit_gb, metavar="GB",
+                        help="refuse runs estimated to need more memory than this (default: "
+                             f"${MEMORY_LIMIT_ENV}, else 80%% of the physical memory)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="gankit", description="Train, diagnose and compare GANs.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -81,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--resume", action="store_true",
                    help="continue (or re-evaluate) the demo run in --out")
     d.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    memory_limit_arg(d)
 
     t = sub.add_parser("train", help="train from a TOML config")
     t.add_argument("config", help="TOML config file")
@@ -91,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--tensorboard", metavar="DIR",
                    help="also write TensorBoard events to DIR (pip install gankit[tensorboard])")
+    memory_limit_arg(t)
 
     e = sub.add_parser("eval", help="metrics of a trained run")
     e.add_argument("run_dir")
@@ -103,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "trained G (any run) instead of the run's D")
     e.add_argument("--refit-fourier", type=int, default=0, metavar="F",
                    help="the refitted D reads F random Fourier features of x (vector data)")
+    memory_limit_arg(e)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")
@@ -122,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--correct with a fresh D fitted STEPS steps (see gankit eval)")
     s.add_argument("--refit-fourier", type=int, default=0, metavar="F",
                    help="the refitted D reads F random Fourier features of x (vector data)")
+    memory_limit_arg(s)
 
     b = sub.add_parser("bench", help="benchmark tables")
     b.add_argument("table", choices=("throughput", "modes", "seeds", "adagan"),
@@ -142,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "continue from it; finished ones are evaluated again)")
     b.add_argument("--components", type=int, default=5,
                    help="adagan: components (each --steps steps, default 2000)")
+    memory_limit_arg(b)
 
     r = sub.add_parser("report", help="finished runs side by side in one HTML page")
     r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -471,6 +494,7 @@ def cmd_sample(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_memory_limit(getattr(args, "memory_limit", None))
     try:
         if args.command == "demo":
             return cmd_demo(args)

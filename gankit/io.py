@@ -30,7 +30,7 @@ from gankit.version import __version__
 __all__ = ["CHECKPOINT_FORMAT", "FILE_MODE", "atomic_write_bytes", "atomic_write_text",
            "write_json", "versions", "save_checkpoint", "remove_stale_temporaries",
            "load_checkpoint", "checkpoint_problem", "check_checkpoint", "error_line", "NullLog",
-           "MetricsLog", "Snapshots", "read_snapshots", "read_metrics"]
+           "MetricsLog", "Snapshots", "read_snapshots", "read_metrics", "npz_array_bytes"]
 
 
 CHECKPOINT_FORMAT = "gankit-checkpoint-1"
@@ -299,7 +299,7 @@ class Snapshots:
 MAX_SNAPSHOT_BYTES = 2 << 30  # what snapshots.npz may inflate to (a crafted one: anything)
 
 
-def _member_bytes(archive: zipfile.ZipFile, name: str) -> int:
+def npz_array_bytes(archive: zipfile.ZipFile, name: str) -> int:
     """The size of the array ``name`` in an .npz, read from its .npy header alone."""
     with archive.open(f"{name}.npy") as f:
         version = np.lib.format.read_magic(f)
@@ -316,7 +316,7 @@ def read_snapshots(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive:
-            size = sum(_member_bytes(archive, n) for n in ("steps", "samples"))
+            size = sum(npz_array_bytes(archive, n) for n in ("steps", "samples"))
         if size > MAX_SNAPSHOT_BYTES:
             raise GankitError(f"{path}: its arrays would take {size} bytes; allowed: at most "
                               f"{MAX_SNAPSHOT_BYTES}")

@@ -608,3 +608,206 @@ def test_report_rewrites_a_previous_report_but_waits_for_no_writer(finished_run,
     with run_lock(run):  # a trainer writing to the run
         line = refused(["report", run, "--out", run / "report.html"], capsys)
     assert "another gankit process" in line
+
+
+# ---- 2. memory: budgets, data files ------------------------------------------------------
+
+OVER_BUDGET = {  # settings the validator allows that no machine has the memory for
+    "wide-deep-g": ["model.g_width=65536", "model.g_depth=64"],
+    "wide-deep-d": ["model.d_width=65536", "model.d_depth=64"],
+    "huge-batch-packed": ["train.batch_size=1000000", "tricks.pack=64"],
+    "thousand-wide-seeds": ["train.seeds=1000", "model.g_width=4096", "model.d_width=4096"],
+    "deep-unroll": ["tricks.unroll_steps=100", "model.d_width=8192", "model.d_depth=8"],
+    "minibatch-kernels": ["tricks.minibatch_discrimination=4096",
+                          "tricks.minibatch_kernel_dim=1024", "model.d_width=65536"],
+    "eval-samples": ["train.eval_samples=10000000", "model.g_width=4096"],
+    "wide-z": ["model.z_dim=4096", "model.g_width=65536", "model.g_depth=8"],
+}
+
+
+@pytest.mark.parametrize("name", list(OVER_BUDGET))
+def test_a_run_past_the_memory_budget_is_refused_before_building(name, tmp_path, capsys):
+    line = refused_untouched(["train", RING8, "--out", tmp_path / "run", "--memory-limit", "4",
+                              *settings(OVER_BUDGET[name])], capsys, tmp_path)
+    assert "more than the 4 GB budget" in line and "--memory-limit" in line
+    field = OVER_BUDGET[name][0].split("=")[0]
+    assert field.split(".")[1] in line or "train.seeds" in line
+
+
+@pytest.mark.parametrize("command", ["eval", "sample", "resume"])
+def test_a_crafted_checkpoint_asking_for_terabytes_is_refused(command, finished_run, tmp_path,
+                                                              capsys):
+    run = copy_of(finished_run, tmp_path)
+    rewrite(run, lambda s: (s["config"]["model"].update(g_width=65536, g_depth=64), s)[1])
+    argv = COMMANDS[command](run, tmp_path)
+    if command == "resume":
+        argv += settings(["model.g_width=65536", "model.g_depth=64"])
+    line = refused_untouched(argv, capsys, tmp_path)
+    assert "model.g_width" in line and "GB budget" in line
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "nan", "inf", "lots", "1e9"])
+def test_memory_limit_flag_is_checked(limit, tmp_path, capsys):
+    refused_untouched(["train", RING8, "--out", tmp_path / "run", "--memory-limit", limit],
+                      capsys, tmp_path)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "x", "nan"])
+def test_memory_limit_environment_is_checked(value, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GANKIT_MEMORY_LIMIT_GB", value)
+    assert "GANKIT_MEMORY_LIMIT_GB" in refused_untouched(
+        ["train", RING8, "--out", tmp_path / "run"], capsys, tmp_path)
+
+
+def test_every_shipped_config_and_the_demo_fit_a_small_budget():
+    from gankit.build import build_target
+    from gankit.config import load_config
+    from gankit.memory import estimate_memory
+
+    paths = sorted((REPO / "configs").glob("*.toml")) + [REPO / "gankit" / "demo.toml"]
+    checked = 0
+    for path in paths:
+        cfg = load_config(path)
+        if cfg.data.path:  # (data the user generates first: the shape is known)
+            continue
+        assert sum(estimate_memory(cfg, build_target(cfg).shape).values()) < 2e9, path
+        checked += 1
+    assert checked >= 35
+
+
+def _idx(dims: tuple[int, ...], payload: bytes | None = None, code: int = 0x08) -> bytes:
+    import struct
+
+    head = bytes([0, 0, code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+    return head + (payload if payload is not None else bytes(__import__("math").prod(dims)))
+
+
+def _gzip(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, compresslevel=9)
+
+
+IDX_IMAGES = {  # train-images-idx3-ubyte(.gz) becomes:
+    "zero-images": _idx((0, 28, 28)),
+    "gzip-bomb": _gzip(_idx((10, 28, 28), bytes(10 * 784 + 20_000_000))),
+    "header-claims-terabytes": _idx((4_000_000, 28, 28000), b""),
+    "truncated": _idx((10, 28, 28), bytes(100)),
+    "trailing": _idx((10, 28, 28), bytes(10 * 784 + 5)),
+    "wrong-magic": b"\x01\x02\x08\x03" + bytes(100),
+    "empty": b"",
+    "two-bytes": b"\x00\x00",
+    "no-dimensions": bytes([0, 0, 8, 0]),
+    "truncated-header": bytes([0, 0, 8, 3, 0, 0]),
+    "wrong-size": _idx((10, 27, 28)),
+    "floats": _idx((10, 28, 28), bytes(10 * 784 * 4), code=0x0D),
+    "gzip-truncated": _gzip(_idx((10, 28, 28)))[:40],
+    "gzip-garbage": b"\x1f\x8b" + bytes(50),
+    "labels-mismatch": _idx((11, 28, 28)),
+}
+
+
+@pytest.mark.parametrize("name", list(IDX_IMAGES))
+def test_hostile_mnist_files_are_one_line(name, tmp_path, capsys):
+    data = tmp_path / "mnist"
+    data.mkdir()
+    images = IDX_IMAGES[name]
+    suffix = ".gz" if images[:2] == b"\x1f\x8b" else ""
+    for split, (image_stem, label_stem) in (("train", ("train-images-idx3-ubyte",
+                                                       "train-labels-idx1-ubyte")),
+                                            ("test", ("t10k-images-idx3-ubyte",
+                                                      "t10k-labels-idx1-ubyte"))):
+        (data / (image_stem + suffix)).write_bytes(images if split == "train"
+                                                   else _idx((10, 28, 28)))
+        (data / label_stem).write_bytes(_idx((10,)))
+    line = refused_untouched(["train", REPO / "configs" / "mnist5k-dcgan.toml", "--out",
+                              tmp_path / "run", *settings([f"data.root='{data}'",
+                                                           "data.name='mnist'"])],
+                             capsys, tmp_path)
+    assert str(data) in line
+
+
+def _points_file(name: str, root: Path) -> Path:
+    import numpy as np
+
+    path = root / {"csv-text": "p.csv", "csv-empty": "p.csv", "wrong-suffix": "p.txt",
+                   "npz-bomb": "p.npz", "npz-two": "p.npz", "npz-garbage": "p.npz",
+                   "directory": "p.npy"}.get(name, "p.npy")
+    if name == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif name == "fifo":
+        os.mkfifo(path)
+    elif name == "directory":
+        path.mkdir()
+    elif name == "csv-text":
+        path.write_text("x,y\n1,2\n3,secret\n")
+    elif name == "csv-empty":
+        path.write_text("\n\n")
+    elif name == "wrong-suffix":
+        path.write_text("1,2\n")
+    elif name == "npz-bomb":
+        import zipfile
+
+        header = __import__("io").BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                      "shape": (10**7, 10**5)})
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("x.npy", header.getvalue())
+    elif name == "npz-two":
+        np.savez(path, a=np.zeros((5, 2)), b=np.zeros((5, 2)))
+    elif name == "npz-garbage":
+        path.write_bytes(SECRET)
+    elif name == "nan":
+        np.save(path, np.array([[0.0, 1.0], [np.nan, 2.0], [3.0, 4.0]]))
+    elif name == "three-d":
+        np.save(path, np.zeros((4, 2, 2)))
+    elif name == "two-rows":
+        np.save(path, np.zeros((2, 2)))
+    elif name == "objects":
+        np.save(path, np.array([{}, []], dtype=object), allow_pickle=True)
+    elif name == "strings":
+        np.save(path, np.array([["a", "b"]] * 4))
+    elif name == "garbage":
+        path.write_bytes(SECRET)
+    return path
+
+
+POINT_FILES = ["dev-zero", "fifo", "directory", "csv-text", "csv-empty", "wrong-suffix",
+               "npz-bomb", "npz-two", "npz-garbage", "nan", "three-d", "two-rows", "objects",
+               "strings", "garbage", "missing"]
+
+
+@pytest.mark.parametrize("name", POINT_FILES)
+def test_hostile_point_files_are_one_line(name, tmp_path, capsys):
+    path = _points_file(name, tmp_path)
+    refused_untouched(["train", REPO / "configs" / "points-moons.toml", "--out",
+                       tmp_path / "run", *settings([f"data.path='{path}'"])], capsys, tmp_path)
+
+
+# ---- 9. precision and recall with offset features ----------------------------------------
+
+def _brute_force_precision_recall(real, fake, k: int = 3) -> tuple[float, float]:
+    """The definition, in float64, with every distance computed as ‖a − b‖ directly."""
+    real, fake = real.double(), fake.double()
+
+    def dist(a, b):
+        return ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1).sqrt()
+
+    real_radii = dist(real, real).kthvalue(k + 1, dim=1).values
+    fake_radii = dist(fake, fake).kthvalue(k + 1, dim=1).values
+    return (float((dist(fake, real) <= real_radii).any(1).double().mean()),
+            float((dist(real, fake) <= fake_radii).any(1).double().mean()))
+
+
+@pytest.mark.parametrize("offset", [0.0, 300.0, -1000.0, 5000.0])
+@pytest.mark.parametrize("dim", [8, 64])
+def test_precision_recall_agree_with_float64_brute_force_at_any_offset(offset, dim):
+    import torch
+
+    from gankit.metrics.images import precision_recall
+
+    g = torch.Generator().manual_seed(dim)
+    real = torch.randn(600, dim, generator=g) + offset
+    fake = torch.randn(600, dim, generator=g) * 1.1 + 0.2 + offset
+    # chunk 7: many chunks, each a different slice of the same distances
+    assert precision_recall(real, fake, chunk=7) == _brute_force_precision_recall(real, fake)

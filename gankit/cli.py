@@ -10,7 +10,9 @@ import argparse
 import io
 import json
 import math
+import signal
 import sys
+import threading
 from contextlib import nullcontext
 from importlib import resources
 from pathlib import Path
@@ -493,7 +495,15 @@ def cmd_sample(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        # (the start-up handler of gankit/__init__.py: from here Ctrl-C is caught below)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
     set_memory_limit(getattr(args, "memory_limit", None))
     try:
         if args.command == "demo":

@@ -56,9 +56,16 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_directory(path.parent)  # the rename itself survives a power cut
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        raise _naming(e, path) from None
+
+
+def _naming(error: BaseException, path: Path) -> BaseException:
+    """``error`` with the file it was writing named (a full disk's ENOSPC names none)."""
+    if isinstance(error, OSError) and error.filename is None:
+        return OSError(error.errno, error.strerror or str(error), str(path))
+    return error
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -268,10 +275,13 @@ class MetricsLog:
 
     def write(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, allow_nan=True) + "\n"
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise _naming(e, self.path) from None
 
 
 class Snapshots:

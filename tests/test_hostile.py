@@ -811,3 +811,135 @@ def test_precision_recall_agree_with_float64_brute_force_at_any_offset(offset, d
     fake = torch.randn(600, dim, generator=g) * 1.1 + 0.2 + offset
     # chunk 7: many chunks, each a different slice of the same distances
     assert precision_recall(real, fake, chunk=7) == _brute_force_precision_recall(real, fake)
+
+
+# ---- 8. smaller ones: run paths, full disks, leftovers -----------------------------------
+
+@pytest.mark.parametrize("name", ["$x^{$", "r$\\frac{", "$$", "a_b$^$", "%d$"])
+def test_a_run_path_with_dollars_is_plain_text_in_pictures(name, finished_run, tmp_path,
+                                                          capsys):
+    import shutil
+
+    run = tmp_path / name
+    shutil.copytree(finished_run, run)
+    assert main(["sample", str(run), "-n", "50", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").read_bytes().startswith(b"\x89PNG")
+
+
+def _disk_full(*args):
+    raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "report"])
+def test_a_full_disk_names_the_file(command, finished_run, tmp_path, capsys, monkeypatch):
+    run = copy_of(finished_run, tmp_path)
+    argv = {"train": ["train", RING8, "--out", tmp_path / "new", *settings(TINY_RUN)],
+            "sample": ["sample", run, "-n", "10", "--out", tmp_path / "x.npy"],
+            "report": ["report", run, "--out", tmp_path / "r.html"]}[command]
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    line = refused_untouched(argv, capsys, tmp_path)
+    assert "No space left on device" in line and str(tmp_path) in line
+
+
+@pytest.mark.parametrize("problem", [
+    ["semisupervised.labels_per_class=1000"],  # more labels than the data has: found in start
+    ["train.precision='bfloat16'"],  # a CUDA option on the CPU: found once the device is known
+])
+def test_bad_input_found_after_the_run_directory_exists_leaves_nothing(problem, tmp_path,
+                                                                       capsys):
+    refused_untouched(["train", REPO / "configs" / "mnist5k-ssl.toml", "--out",
+                       tmp_path / "run", *settings(["data.name='digits'", *problem])],
+                      capsys, tmp_path)
+
+
+# ---- signals and peak memory, in fresh processes ------------------------------------------
+
+PEAK_BOUND = 1_200_000_000  # bytes: torch and gankit take ~0.4 GB; a refusal adds little
+
+
+def peak_run(args: list[str], timeout: float = 120, signal_after: float | None = None
+             ) -> tuple[int, str, int]:
+    """(status, stderr, peak resident bytes) of ``python -m gankit ARGS`` run by a small
+    wrapper process, whose children's ``getrusage`` is this command's alone."""
+    import subprocess
+    import sys
+
+    wrapper = (
+        "import resource, signal, subprocess, sys, time\n"
+        "p = subprocess.Popen(sys.argv[2:], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)\n"
+        "delay = float(sys.argv[1])\n"
+        "if delay >= 0:\n"
+        "    time.sleep(delay); p.send_signal(signal.SIGINT)\n"
+        "err = p.communicate()[1]\n"
+        "sys.stderr.buffer.write(err)\n"
+        "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-c", wrapper, str(-1 if signal_after is None
+                                                          else signal_after),
+                        sys.executable, "-m", "gankit", *map(str, args)],
+                       capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+    status, peak = map(int, r.stdout.split())
+    return status, r.stderr, peak
+
+
+def one_line_refusal(status: int, err: str, code: int = 2) -> str:
+    lines = err.strip().splitlines()
+    assert status == code and len(lines) == 1 and "Traceback" not in err, (status, err)
+    return lines[0]
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0])
+def test_ctrl_c_at_start_up_is_one_line_and_130(delay, tmp_path):
+    status, err, _ = peak_run(["train", RING8, "--out", tmp_path / "run", "--no-progress"],
+                              signal_after=delay)
+    line = one_line_refusal(status, err, code=130)
+    assert line.startswith("gankit: interrupted")
+    # nothing kept of a run that never checkpointed
+    assert not (tmp_path / "run").exists() or (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_terabyte_checkpoint_config_is_refused_in_bounded_memory(finished_run, tmp_path):
+    run = copy_of(finished_run, tmp_path)
+    rewrite(run, lambda s: (s["config"]["model"].update(g_width=65536, g_depth=64), s)[1])
+    status, err, peak = peak_run(["eval", run])
+    assert "model.g_width" in one_line_refusal(status, err) and peak < PEAK_BOUND, peak
+
+
+def test_dev_zero_config_is_refused_in_bounded_memory(tmp_path):
+    status, err, peak = peak_run(["train", "/dev/zero", "--out", tmp_path / "run"])
+    assert "/dev/zero" in one_line_refusal(status, err) and peak < PEAK_BOUND, peak
+    assert not (tmp_path / "run").exists()
+
+
+def test_gzip_bomb_is_refused_in_bounded_memory(tmp_path):
+    data = tmp_path / "mnist"
+    data.mkdir()
+    # 2 GB of zeros in 2 MB: gzip members may follow one another, each inflating 16 MB
+    zeros = _gzip(bytes(16 << 20))
+    (data / "train-images-idx3-ubyte.gz").write_bytes(_gzip(_idx((10, 28, 28))) + zeros * 128)
+    (data / "train-labels-idx1-ubyte").write_bytes(_idx((10,)))
+    status, err, peak = peak_run(["train", REPO / "configs" / "mnist5k-dcgan.toml", "--out",
+                                  tmp_path / "run", "--set", f"data.root='{data}'", "--set",
+                                  "data.name='mnist'"])
+    assert "trailing bytes" in one_line_refusal(status, err) and peak < PEAK_BOUND, peak
+
+
+def test_coverage_of_10000_samples_takes_linear_memory(tmp_path):
+    """The n × n distance matrix at 10,000 samples alone was 0.8 GB (1.8 GB or more with
+    its temporaries); chunked, the whole process stays under the bound."""
+    import subprocess
+    import sys
+
+    code = ("import resource, torch\n"
+            "from gankit.data.mixtures import mixture\n"
+            "from gankit.metrics.modes import coverage\n"
+            "t = mixture('grid25')\n"
+            "x = t.sample(10000, torch.Generator().manual_seed(0))\n"
+            "c = coverage(x, t)\n"
+            "assert 0.9 < c <= 1.0, c\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "PYTHONPATH": str(REPO),
+                                         "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) < PEAK_BOUND, int(r.stdout)

@@ -161,18 +161,20 @@ def _kth_neighbour_distance(x: torch.Tensor, k: int, chunk: int) -> torch.Tensor
     if len(x) <= k:
         raise GankitError(f"features: k-NN radii need more than k = {k} points, got {len(x)}")
     rows = _rows_per_chunk(len(x), chunk)
-    return torch.cat([
-        torch.cdist(x[i:i + rows], x).kthvalue(k + 1, dim=1).values  # +1: itself, at 0
-        for i in range(0, len(x), rows)])
+    out = torch.empty(len(x), dtype=x.dtype)  # (one buffer: see ``modes.coverage``)
+    for i in range(0, len(x), rows):
+        out[i:i + rows] = torch.cdist(x[i:i + rows], x).kthvalue(k + 1, dim=1).values  # +1:
+    return out  # itself, at distance 0
 
 
 def _inside_manifold(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor,
                      chunk: int) -> torch.Tensor:
     """Whether each point lies in at least one ball B(centre_j, radius_j)."""
     rows = _rows_per_chunk(len(centres), chunk)
-    return torch.cat([
-        (torch.cdist(points[i:i + rows], centres) <= radii).any(dim=1)
-        for i in range(0, len(points), rows)])
+    out = torch.empty(len(points), dtype=torch.bool)
+    for i in range(0, len(points), rows):
+        out[i:i + rows] = (torch.cdist(points[i:i + rows], centres) <= radii).any(dim=1)
+    return out
 
 
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3,

@@ -41,6 +41,17 @@ def run_file(run_dir: Path, name: str) -> Path | None:
     return path if stat.S_ISREG(mode) else None
 
 
+def read_run_file(path: Path, limit: int) -> bytes:
+    """At most ``limit`` + 1 bytes of a regular file, opened without following a symlink
+    and checked after opening (a file swapped for a link after ``run_file`` looked at it
+    is refused, not read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        return f.read(limit + 1)
+
+
 def warn(text: str) -> None:
     print(f"gankit: warning: {text}", file=sys.stderr)
 
@@ -52,8 +63,10 @@ def _img(path: Path) -> str:
         warn(f"{path}: not embedded (a symlink or not a regular file); only PNG files "
              "inside the run directory are")
         return ""
-    with open(path, "rb") as f:  # (no symlink: lstat said so; bounded read)
-        data = f.read(MAX_PICTURE_BYTES + 1)
+    try:
+        data = read_run_file(path, MAX_PICTURE_BYTES)
+    except OSError:
+        data = b""  # (swapped for something else since: not embedded)
     if not data.startswith(PNG_MAGIC) or len(data) > MAX_PICTURE_BYTES:
         why = "larger than 32 MiB" if data.startswith(PNG_MAGIC) else "not a PNG file"
         warn(f"{path}: not embedded ({why}); only PNG files inside the run directory are")
@@ -173,8 +186,11 @@ def read_summary(run_dir: Path) -> dict:
     if run_file(run_dir, "summary.json") is None:
         raise GankitError(f"{path}: a symlink or not a regular file; allowed: the file gankit "
                           "wrote in the run directory")
-    with open(path, "rb") as f:
-        data = f.read(MAX_SUMMARY_BYTES + 1)
+    try:
+        data = read_run_file(path, MAX_SUMMARY_BYTES)
+    except OSError as e:
+        raise GankitError(f"{path}: cannot be read as the run's own file ({e.strerror or e})"
+                          ) from None
     if len(data) > MAX_SUMMARY_BYTES:
         raise GankitError(f"{path}: larger than {MAX_SUMMARY_BYTES} bytes; not a summary")
     try:

@@ -924,9 +924,10 @@ def test_gzip_bomb_is_refused_in_bounded_memory(tmp_path):
     assert "trailing bytes" in one_line_refusal(status, err) and peak < PEAK_BOUND, peak
 
 
-def test_coverage_of_10000_samples_takes_linear_memory(tmp_path):
-    """The n × n distance matrix at 10,000 samples alone was 0.8 GB (1.8 GB or more with
-    its temporaries); chunked, the whole process stays under the bound."""
+def test_coverage_of_8000_samples_takes_linear_memory(tmp_path):
+    """The n × n distance matrix at 8,000 samples alone was 0.5 GB (1.5 GB or more with
+    its temporaries, on ~0.3 GB of torch); chunked, the whole process stays under the
+    bound (~0.37 GB measured)."""
     import subprocess
     import sys
 
@@ -934,7 +935,7 @@ def test_coverage_of_10000_samples_takes_linear_memory(tmp_path):
             "from gankit.data.mixtures import mixture\n"
             "from gankit.metrics.modes import coverage\n"
             "t = mixture('grid25')\n"
-            "x = t.sample(10000, torch.Generator().manual_seed(0))\n"
+            "x = t.sample(8000, torch.Generator().manual_seed(0))\n"
             "c = coverage(x, t)\n"
             "assert 0.9 < c <= 1.0, c\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")

@@ -944,3 +944,56 @@ def test_coverage_of_8000_samples_takes_linear_memory(tmp_path):
                                          "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
     assert int(r.stdout) < PEAK_BOUND, int(r.stdout)
+
+
+# ---- fuzzed checkpoints --------------------------------------------------------------------
+
+def _fuzzed_value():
+    from hypothesis import strategies as st
+
+    return st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                     st.floats(allow_nan=True), st.text(max_size=8),
+                     st.lists(st.integers(-3, 3), max_size=3),
+                     st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+
+
+def test_fuzzed_checkpoints_load_or_are_one_line(finished_run, tmp_path_factory):
+    """Any top-level key of a checkpoint, or a key of its config, set to any plain value:
+    ``eval`` works or refuses in one line, never a traceback."""
+    import contextlib
+    import io
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    keys = ["step", "config", "generator", "discriminator", "lr_scale", "rollbacks",
+            "wall_time", "format", "meta", "generator_ema"]
+    sections = {"model": ["g_width", "z_dim", "generator"], "train": ["seed", "eval_samples"],
+                "data": ["name", "means"], "objective": ["name"]}
+    config_keys = [(s, k) for s, ks in sections.items() for k in ks]
+
+    @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 25)), deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.one_of(st.tuples(st.sampled_from(keys), _fuzzed_value()),
+                     st.tuples(st.sampled_from(config_keys), _fuzzed_value())))
+    def check(change):
+        run = copy_of(finished_run, tmp_path_factory.mktemp("fuzz"))
+        where, value = change
+
+        def mutate(state):
+            if isinstance(where, tuple):
+                state["config"][where[0]][where[1]] = value
+            else:
+                state[where] = value
+            return state
+
+        rewrite(run, mutate)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            status = main(["eval", str(run)])
+        lines = err.getvalue().strip().splitlines()
+        assert status in (0, 2) and "Traceback" not in err.getvalue(), err.getvalue()
+        if status == 2:
+            assert len(lines) == 1 and str(run / "checkpoint.pt") in lines[0], lines
+
+    check()

@@ -5,8 +5,9 @@ A config the validator allows can still ask for more memory than any machine has
 generator 65,536 wide and 64 deep: a terabyte of weights), and a crafted checkpoint can
 carry such a config. ``check_memory`` refuses those in one line before a tensor is
 allocated. The estimate builds the networks on PyTorch's ``meta`` device (shapes, no
-storage) to count their parameters and the activations of one batch exactly, and adds
-the optimizer state, the tricks' copies of the weights and the evaluation samples.
+storage) to count their parameters exactly, bounds one batch's activations from their
+layers' sizes, and adds the optimizer state, the tricks' copies of the weights and the
+evaluation samples.
 
 The budget is ``--memory-limit GB`` on the command line, else the environment variable
 ``GANKIT_MEMORY_LIMIT_GB``, else 80% of the machine's physical memory.
@@ -82,31 +83,11 @@ def _meta_players(cfg: Config, data_shape: tuple[int, ...]) -> tuple[nn.Module, 
         return build_models(one, data_shape)
 
 
-def _output_numel_per_sample(net: nn.Module, inputs: torch.Tensor) -> int | None:
-    """The sum over the leaf modules of their outputs' sizes for one sample (a forward
-    pass on the meta device), or None when the network cannot run on it."""
-    total = [0]
-
-    def count(module, args, output):
-        if isinstance(output, torch.Tensor):
-            total[0] += output.numel()
-
-    hooks = [m.register_forward_hook(count) for m in net.modules()
-             if not list(m.children())]
-    try:
-        with torch.no_grad():
-            net(inputs)
-    except Exception:  # noqa: BLE001 (an estimate: any network that needs real data)
-        return None
-    finally:
-        for h in hooks:
-            h.remove()
-    return math.ceil(total[0] / len(inputs))
-
-
-def _fallback_numel(net: nn.Module, data_shape: tuple[int, ...]) -> int:
-    """Without a forward pass: each layer's output at the data's full spatial size (an
-    upper bound for convolutions, which shrink or grow towards it)."""
+def _output_numel(net: nn.Module, data_shape: tuple[int, ...]) -> int:
+    """The outputs of a network's layers for one sample, from their sizes alone: a
+    linear layer's width, a convolution's channels at the data's full spatial size (an
+    upper bound: convolutions shrink towards or grow from it). No forward pass: it would
+    run (and show up as) arithmetic."""
     pixels = math.prod(data_shape[1:]) if len(data_shape) == 3 else 1
     total = 0
     for m in net.modules():
@@ -132,12 +113,8 @@ def estimate_memory(cfg: Config, data_shape: tuple[int, ...]) -> dict[str, int]:
         + (g_params + d_params) * bool(tricks.historical_averaging) \
         + d_params * 2 * tricks.unroll_steps
     batch = t.batch_size * tricks.pack
-    probe = min(batch, 8)
-    z = torch.empty(probe, latent_dim(cfg), device="meta")
-    x = torch.empty(probe * tricks.pack, *data_shape, device="meta")
-    g_numel = _output_numel_per_sample(generator, z) or _fallback_numel(generator, data_shape)
-    d_numel = _output_numel_per_sample(discriminator, x) \
-        or _fallback_numel(discriminator, data_shape)
+    g_numel = _output_numel(generator, data_shape) + latent_dim(cfg)
+    d_numel = _output_numel(discriminator, data_shape) + math.prod(data_shape)
     # D reads a real and a fake batch; an unrolled G reads k more D passes
     per_sample = g_numel + d_numel * 2 * (1 + tricks.unroll_steps)
     activations = batch * per_sample * ACTIVATION_FACTOR

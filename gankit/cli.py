@@ -35,7 +35,7 @@ from gankit.evaluate import (
 )
 from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
 from gankit.io import atomic_write_bytes, write_json
-from gankit.memory import MEMORY_LIMIT_ENV, set_memory_limit
+from gankit.limits import MEMORY_LIMIT_ENV, set_memory_limit
 from gankit.metrics.describe import direction, format_value, meaning
 from gankit.plots import plot_samples, run_title
 from gankit.report import check_report_target, read_summary, run_file, write_html_report

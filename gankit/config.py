@@ -24,6 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from gankit import io
 from gankit.data import DATASETS
 from gankit.errors import GankitError
 from gankit.losses.mmd import DEFAULT_BANDWIDTHS, KERNELS
@@ -36,7 +37,7 @@ __all__ = ["spec", "DataConfig", "ModelConfig", "ObjectiveConfig", "TricksConfig
            "TrainConfig", "AdaGANConfig", "InfoGANConfig", "SemiSupervisedConfig",
            "ConditionalConfig", "Config",
            "SECTIONS", "changed_options", "from_dict", "parse_override", "load_config",
-           "apply_overrides", "to_toml", "reference"]
+           "apply_overrides", "to_toml", "reference", "first_problem"]
 
 
 def spec(default: Any, **rules: Any) -> Any:
@@ -567,3 +568,15 @@ def reference() -> str:
                          f"{_allowed(rules)} | {rules.get('help', '')} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def first_problem(raw: dict[str, Any]) -> str | None:
+    """The first problem of a raw config, or None (how a checkpoint's config is checked)."""
+    try:
+        from_dict(raw, "config")
+    except GankitError as e:
+        return str(e).splitlines()[0]
+    return None
+
+
+io.register_config_check(first_problem)  # every checkpoint read checks its config

@@ -18,6 +18,7 @@ import re
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from gankit.version import __version__
 
 __all__ = ["CHECKPOINT_FORMAT", "FILE_MODE", "atomic_write_bytes", "atomic_write_text",
            "write_json", "versions", "save_checkpoint", "remove_stale_temporaries",
-           "load_checkpoint", "checkpoint_problem", "check_checkpoint", "error_line", "NullLog",
+           "load_checkpoint", "checkpoint_problem", "check_checkpoint", "error_line",
+           "register_config_check", "NullLog",
            "MetricsLog", "Snapshots", "read_snapshots", "read_metrics", "npz_array_bytes"]
 
 
@@ -196,22 +198,31 @@ def _weights_problem(value: Any, name: str) -> str | None:
     return None if bad is None else f"{name}[{bad!r}] is not a tensor"
 
 
+# How a checkpoint's config is checked: ``gankit.config`` registers its validator here
+# (io sits below config in the package's layers, so it cannot import it).
+_config_check: Callable[[dict], str | None] | None = None
+
+
+def register_config_check(check: Callable[[dict], str | None]) -> None:
+    """``check(raw config) -> its first problem or None`` for every checkpoint read."""
+    global _config_check
+    _config_check = check
+
+
 def checkpoint_problem(state: dict[str, Any]) -> str | None:
     """What in a loaded checkpoint does not fit a gankit checkpoint, or None: its config
     (a valid one), its step (an integer ≥ 0), the weights (tables of finite tensors) and
     the training state of the kind of run it is (one GAN or an AdaGAN mixture)."""
-    from gankit.config import from_dict  # (config imports the registries, which import io)
-
     if not isinstance(state.get("config"), dict):
         return "no config" if "config" not in state else "config is not a table"
-    try:
-        cfg = from_dict(state["config"], "config")
-    except GankitError as e:
-        return f"its config does not validate ({str(e).splitlines()[0]})"
+    if _config_check is not None and (problem := _config_check(state["config"])):
+        return f"its config does not validate ({problem})"
     step = state.get("step")
     if not _is_int(step) or step < 0:
         return "no step" if "step" not in state else f"step is {step!r}, not an integer >= 0"
-    if cfg.adagan.components > 1:
+    adagan = _is_int(state["config"].get("adagan", {}).get("components")) \
+        and state["config"]["adagan"]["components"] > 1
+    if adagan:
         parts = {"states": list, "betas": list, "data_weights": list, "discriminator": dict}
     else:
         parts = {"generator": dict, "discriminator": dict}
@@ -223,7 +234,7 @@ def checkpoint_problem(state: dict[str, Any]) -> str | None:
     for key in ("generator", "discriminator", "generator_ema"):
         if key in state and (problem := _weights_problem(state[key], key)):
             return problem
-    if cfg.adagan.components > 1:
+    if adagan:
         if len(state["states"]) != step or len(state["betas"]) != step:
             return f"step {step} but {len(state['states'])} component states and " \
                    f"{len(state['betas'])} weights"

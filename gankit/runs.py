@@ -17,11 +17,10 @@ from torch import nn
 
 from gankit import io
 from gankit.adagan import load_adagan, train_adagan
-from gankit.build import build_players, build_target
+from gankit.build import build_players, build_target, check_memory
 from gankit.config import Config, apply_overrides, from_dict
 from gankit.errors import GankitError
 from gankit.evaluate import finish
-from gankit.memory import check_memory
 from gankit.nets.layers import DiffAugment, Logits, Packed, spectral_norm_layers
 from gankit.training.loop import run_training
 

@@ -660,9 +660,8 @@ def test_memory_limit_environment_is_checked(value, tmp_path, capsys, monkeypatc
 
 
 def test_every_shipped_config_and_the_demo_fit_a_small_budget():
-    from gankit.build import build_target
+    from gankit.build import build_target, estimate_memory
     from gankit.config import load_config
-    from gankit.memory import estimate_memory
 
     paths = sorted((REPO / "configs").glob("*.toml")) + [REPO / "gankit" / "demo.toml"]
     checked = 0

@@ -27,6 +27,8 @@ import torch
 from gankit.data.images import ImageData
 from gankit.data.mixtures import GaussianMixture
 from gankit.errors import GankitError
+from gankit.io import npz_array_bytes
+from gankit.limits import memory_limit
 
 __all__ = ["SPLIT_SEED", "IMAGE_SUFFIXES", "PointData", "load_points", "load_user_images",
            "user_mixture", "read_array", "sha256"]
@@ -118,9 +120,6 @@ def _check_size(path: Path, suffix: str) -> None:
     """Refuse before reading a file that is not a regular one (/dev/zero, a FIFO) or whose
     arrays would take more than a quarter of the memory budget (an .npz is sized by its
     arrays' headers: a small one can inflate to anything; text takes ~10x in memory)."""
-    from gankit.io import npz_array_bytes  # (lazy: gankit.io and memory import config,
-    from gankit.memory import memory_limit  # which imports this package)
-
     if not path.is_file():
         raise GankitError(f"{path}: not a regular file; allowed: an .npy, .npz or .csv file")
     limit = memory_limit() // 4

@@ -14,6 +14,8 @@ One update by hand: ``discriminator_step`` / ``generator_step`` with the costs t
 The registries: ``OBJECTIVES``, ``DATASETS``, ``NETWORKS``; the config rules: ``RULES``.
 """
 
+# (first: Ctrl-C while the command line imports torch is one line, not a traceback)
+from gankit import startup  # noqa: F401  isort: skip
 from gankit.build import (
     build_models,
     build_objective,

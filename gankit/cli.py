@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
+import signal
 import sys
+import threading
+from contextlib import nullcontext
 from importlib import resources
 from pathlib import Path
 
@@ -20,7 +24,7 @@ from gankit.bench import order as bench_order
 from gankit.bench import throughput as bench
 from gankit.build import build_target
 from gankit.callbacks import TensorBoard
-from gankit.config import load_config, reference
+from gankit.config import load_config, problem_lines, reference
 from gankit.data import dataset_spec
 from gankit.errors import GankitError
 from gankit.evaluate import (
@@ -32,12 +36,14 @@ from gankit.evaluate import (
 )
 from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
 from gankit.io import atomic_write_bytes, write_json
+from gankit.limits import MEMORY_LIMIT_ENV, set_memory_limit
 from gankit.metrics.describe import direction, format_value, meaning
 from gankit.plots import plot_samples, run_title
-from gankit.report import write_html_report
+from gankit.report import check_report_target, read_summary, run_file, write_html_report
 from gankit.runs import load_run, train
 from gankit.sampling.refit import corrected_samples, correction_label
 from gankit.theory.report import format_theory, run_theory
+from gankit.training.guard import run_lock
 from gankit.training.loop import Interrupted
 
 __all__ = ["one_line", "Parser", "MAX_SEED", "seed_arg", "build_parser", "report_runs",
@@ -69,6 +75,22 @@ def seed_arg(text: str) -> int:
     return seed
 
 
+def memory_limit_gb(text: str) -> float:
+    try:
+        gb = float(text)
+    except ValueError:
+        gb = float("nan")
+    if not (math.isfinite(gb) and 0 < gb <= 1e6):
+        raise argparse.ArgumentTypeError(f"expected a positive number of GB, got {text!r}")
+    return gb
+
+
+def memory_limit_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--memory-limit", type=memory_limit_gb, metavar="GB",
+                        help="refuse runs estimated to need more memory than this (default: "
+                             f"${MEMORY_LIMIT_ENV}, else 80%% of the physical memory)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="gankit", description="Train, diagnose and compare GANs.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -80,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--resume", action="store_true",
                    help="continue (or re-evaluate) the demo run in --out")
     d.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    memory_limit_arg(d)
 
     t = sub.add_parser("train", help="train from a TOML config")
     t.add_argument("config", help="TOML config file")
@@ -90,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--tensorboard", metavar="DIR",
                    help="also write TensorBoard events to DIR (pip install gankit[tensorboard])")
+    memory_limit_arg(t)
 
     e = sub.add_parser("eval", help="metrics of a trained run")
     e.add_argument("run_dir")
@@ -102,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "trained G (any run) instead of the run's D")
     e.add_argument("--refit-fourier", type=int, default=0, metavar="F",
                    help="the refitted D reads F random Fourier features of x (vector data)")
+    memory_limit_arg(e)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")
@@ -121,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--correct with a fresh D fitted STEPS steps (see gankit eval)")
     s.add_argument("--refit-fourier", type=int, default=0, metavar="F",
                    help="the refitted D reads F random Fourier features of x (vector data)")
+    memory_limit_arg(s)
 
     b = sub.add_parser("bench", help="benchmark tables")
     b.add_argument("table", choices=("throughput", "modes", "seeds", "adagan", "order"),
@@ -145,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "continue from it; finished ones are evaluated again)")
     b.add_argument("--components", type=int, default=5,
                    help="adagan: components (each --steps steps, default 2000)")
+    memory_limit_arg(b)
 
     r = sub.add_parser("report", help="finished runs side by side in one HTML page")
     r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -170,24 +197,33 @@ def report_runs(run_dirs: list[str | Path], out: Path) -> None:
     """Write the HTML report of finished run directories to ``out``: their metrics with
     their configs, the real-data floor of each image dataset among them, their pictures."""
     dirs, summaries, targets, configs, floors = [], [], [], [], {}
+    if not out.parent.exists():
+        raise GankitError(f"--out: directory {str(out.parent)!r} does not exist")
+    check_report_target(out)
     for name in run_dirs:
         d = Path(name)
-        if not (d / "summary.json").is_file():
-            raise GankitError(f"{d}: no summary.json; is it a finished gankit run directory?")
+        summaries.append(read_summary(d))
+        if run_file(d, "config.toml") is None:
+            raise GankitError(f"{d / 'config.toml'}: missing, a symlink or not a regular file; "
+                              "is it a finished gankit run directory?")
         try:
-            summaries.append(json.loads((d / "summary.json").read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise GankitError(f"{d / 'summary.json'}: not valid JSON ({e})") from None
-        cfg = load_config(d / "config.toml")
+            cfg = load_config(d / "config.toml")
+        except GankitError as e:  # (a field's problem: name the run's file too)
+            raise GankitError("\n".join(line if line.startswith(str(d)) else
+                                         f"{d / 'config.toml'}: {line}"
+                                         for line in str(e).split("\n"))) from None
         configs.append(cfg)
         targets.append(build_target(cfg))
         key = cfg.data.path or cfg.data.name  # (the user's data: one floor per file)
         if key not in floors and (floor := real_data_floor_of(cfg)) is not None:
             floors[key] = floor
         dirs.append(d)
-    if not out.parent.exists():
-        raise GankitError(f"--out: directory {str(out.parent)!r} does not exist")
-    write_html_report(dirs, summaries, out, targets=targets, configs=configs, floors=floors)
+    # a report written into a run directory waits for no writer: one holding the lock
+    # is refused, as a second trainer would be
+    with run_lock(out.parent) if (out.parent / ".lock").is_file() else nullcontext():
+        check_report_target(out)  # (again: the run may have written meanwhile)
+        write_html_report(dirs, summaries, out, targets=targets, configs=configs,
+                          floors=floors)
     print(f"report: {out}")
 
 
@@ -473,7 +509,16 @@ def cmd_sample(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread() \
+            and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        # (the start-up handler of gankit/__init__.py: from here Ctrl-C is caught below)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
+    set_memory_limit(getattr(args, "memory_limit", None))
     try:
         if args.command == "demo":
             return cmd_demo(args)
@@ -501,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gankit: {e}", file=sys.stderr)
         return 130
     except GankitError as e:
-        for line in str(e).split("\n"):  # one problem per line
+        for line in problem_lines(str(e).split("\n")).split("\n"):  # one problem per line
             print(f"gankit: error: {one_line(line)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,11 +7,13 @@ all problems are reported together, one line each, and an unknown key gets a
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
 import math
 import re
+import reprlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from gankit import io
 from gankit.data import DATASETS
 from gankit.errors import GankitError
 from gankit.losses.mmd import DEFAULT_BANDWIDTHS, KERNELS
@@ -34,7 +37,7 @@ __all__ = ["spec", "DataConfig", "ModelConfig", "ObjectiveConfig", "TricksConfig
            "TrainConfig", "AdaGANConfig", "InfoGANConfig", "SemiSupervisedConfig",
            "ConditionalConfig", "Config",
            "SECTIONS", "changed_options", "from_dict", "parse_override", "load_config",
-           "apply_overrides", "to_toml", "reference"]
+           "apply_overrides", "to_toml", "reference", "first_problem"]
 
 
 def spec(default: Any, **rules: Any) -> Any:
@@ -309,6 +312,19 @@ def changed_options(cfg: Config) -> list[str]:
     return out
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a page of text: more is not a config
+MAX_PROBLEMS = 20  # problems printed one per line; the rest are counted
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlist, _SHOWN.maxlevel = 60, 60, 8, 3
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to a readable length (and depth), for a message: a config may
+    hold a megabyte string or lists nested thousands deep."""
+    return _SHOWN.repr(value)
+
+
 def _number_ok(v: Any, kind: type) -> bool:
     if isinstance(v, bool):
         return False
@@ -318,7 +334,7 @@ def _number_ok(v: Any, kind: type) -> bool:
 
 
 def _range_problem(v: Any, rules: dict[str, Any]) -> str | None:
-    """What ``v`` should be, if it is out of the field's range."""
+    """What ``v`` (a number) should be, if it is out of the field's range."""
     for key, text, bad in (("min", ">=", lambda r: v < r), ("gt", ">", lambda r: v <= r),
                            ("max", "<=", lambda r: v > r), ("lt", "<", lambda r: v >= r)):
         if key in rules and bad(rules[key]):
@@ -330,18 +346,20 @@ def _check_number(where: str, value: Any, kind: type, rules: dict[str, Any]) -> 
     what = "an integer" if kind is int else "a number"
     if not _number_ok(value, kind):
         return f"{where}: expected {'an integer' if kind is int else 'a finite number'}, " \
-               f"got {value!r}"
+               f"got {shown(value)}"
+    if kind is int and not -2**63 <= value < 2**63:  # TOML's integers are 64-bit
+        return f"{where}: expected a 64-bit integer, got {shown(value)}"
     bad = _range_problem(value, rules)
-    return f"{where}: expected {what} {bad}, got {value!r}" if bad else None
+    return f"{where}: expected {what} {bad}, got {shown(value)}" if bad else None
 
 
 def _check_string(where: str, value: Any, rules: dict[str, Any]) -> str | None:
     if not isinstance(value, str):
-        return f"{where}: expected a string, got {value!r}"
+        return f"{where}: expected a string, got {shown(value)}"
     if "choices" in rules and value not in rules["choices"]:
-        return f"{where}: got {value!r}; allowed: {', '.join(rules['choices'])}"
+        return f"{where}: got {shown(value)}; allowed: {', '.join(rules['choices'])}"
     if "pattern" in rules and not re.fullmatch(rules["pattern"], value):
-        return f"{where}: got {value!r}; allowed: {rules['pattern'].replace('|', ', ')}"
+        return f"{where}: got {shown(value)}; allowed: {rules['pattern'].replace('|', ', ')}"
     return None
 
 
@@ -353,11 +371,12 @@ def _check_list(where: str, value: Any, rules: dict[str, Any]) -> str | None:
     if not isinstance(value, list) or (n is not None and len(value) != n) \
             or (not value and kind is float and not rules.get("empty")):
         size = n or ("" if kind is int else "one or more")
-        return f"{where}: expected a list of {size} {what}, got {value!r}".replace("  ", " ")
+        return f"{where}: expected a list of {size} {what}, got {shown(value)}".replace("  ", " ")
     for v in value:
-        if not _number_ok(v, kind) or _range_problem(v, rules):
-            return f"{where}: expected {what} {_range_problem(v, rules) or 'finite'}, " \
-                   f"got {value!r}"
+        if not _number_ok(v, kind):  # (a string in the list has no range to compare)
+            return f"{where}: expected {what}, got {shown(value)}"
+        if bad := _range_problem(v, rules):
+            return f"{where}: expected {what} {bad}, got {shown(value)}"
     return None
 
 
@@ -366,7 +385,7 @@ def _check_vectors(where: str, value: Any) -> str | None:
     if not isinstance(value, list) or not all(isinstance(v, list) and v for v in value) \
             or len({len(v) for v in value}) > 1 \
             or not all(_number_ok(x, float) for v in value for x in v):
-        return f"{where}: expected a list of equal-length lists of numbers, got {value!r}"
+        return f"{where}: expected a list of equal-length lists of numbers, got {shown(value)}"
     return None
 
 
@@ -375,7 +394,7 @@ def _check_value(where: str, value: Any, ftype: Any, rules: dict[str, Any]) -> s
     tname = getattr(ftype, "__name__", str(ftype))
     if tname == "bool":
         return None if isinstance(value, bool) else \
-            f"{where}: expected true or false, got {value!r}"
+            f"{where}: expected true or false, got {shown(value)}"
     if tname in ("int", "float"):
         return _check_number(where, value, int if tname == "int" else float, rules)
     if tname == "str":
@@ -389,7 +408,7 @@ def _check_value(where: str, value: Any, ftype: Any, rules: dict[str, Any]) -> s
 
 def _name(text: str) -> str:
     """A section or key as written in a message: quoted when not a plain identifier."""
-    return text if re.fullmatch(r"[A-Za-z_][\w-]*", text) else repr(text)
+    return text if re.fullmatch(r"[A-Za-z_][\w-]{0,59}", text) else shown(text)
 
 
 def _suggest(name: str, allowed: list[str]) -> str:
@@ -401,7 +420,7 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
     """Build and validate a Config from nested dicts; raise one GankitError naming all problems."""
     problems: list[str] = []
     if not isinstance(raw, dict):
-        raise GankitError(f"{source}: expected a table of sections, got {raw!r}")
+        raise GankitError(f"{source}: expected a table of sections, got {shown(raw)}")
     sections: dict[str, Any] = {}
     for sname, svalue in raw.items():
         if sname not in SECTIONS:
@@ -410,7 +429,7 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
             )
             continue
         if not isinstance(svalue, dict):
-            problems.append(f"{source}: [{sname}] must be a table, got {svalue!r}")
+            problems.append(f"{source}: [{_name(sname)}] must be a table, got {shown(svalue)}")
             continue
         cls = SECTIONS[sname]
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -439,16 +458,29 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
     return cfg
 
 
+def problem_lines(problems: list[str]) -> str:
+    """One line per problem, at most ``MAX_PROBLEMS`` of them and a count of the rest (what
+    the command line prints; the error itself keeps every problem)."""
+    if len(problems) <= MAX_PROBLEMS:
+        return "\n".join(problems)
+    return "\n".join(problems[:MAX_PROBLEMS - 1] +
+                     [f"and {len(problems) - MAX_PROBLEMS + 1} more problems"])
+
+
 def parse_override(text: str) -> tuple[str, str, Any]:
     """``section.key=value`` → (section, key, value); the value is read as TOML, else a string."""
     m = re.fullmatch(r"\s*([A-Za-z_][\w-]*)\.([A-Za-z_][\w-]*)\s*=(.*)", text, flags=re.S)
     if not m:
-        raise GankitError(f"--set: expected section.key=value, got {text!r}")
+        raise GankitError(f"--set: expected section.key=value, got {shown(text)}")
     section, key, raw = m.group(1), m.group(2), m.group(3).strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    except (RecursionError, ValueError) as e:  # nested thousands deep, 5000 digits
+        raise GankitError(f"--set {section}.{key}: not a TOML value "
+                          f"({'nested too deeply' if isinstance(e, RecursionError) else e})"
+                          ) from None
     return section, key, value
 
 
@@ -460,23 +492,34 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         path = Path(path)
         source = str(path)
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            with open(path, "rb") as f:  # (bounded: /dev/zero or a huge file is no config)
+                data = f.read(MAX_CONFIG_BYTES + 1)
+            if len(data) > MAX_CONFIG_BYTES:
+                raise GankitError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; allowed: a "
+                                  "TOML config file of at most 1 MiB")
+            raw = tomllib.loads(data.decode("utf-8"))
         except FileNotFoundError:
             raise GankitError(f"{path}: config file not found") from None
         except IsADirectoryError:
             raise GankitError(f"{path}: is a directory, expected a TOML config file") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise GankitError(f"{path}: not valid TOML ({e})") from None
+        except (ValueError, UnicodeDecodeError) as e:  # (a TOMLDecodeError is a ValueError)
+            raise GankitError(f"{path}: not valid TOML ({str(e)[:200]})") from None
+        except RecursionError:
+            raise GankitError(f"{path}: not valid TOML (arrays or tables nested too deeply)") \
+                from None
     return apply_overrides(raw, overrides or [], source)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "config") -> Config:
-    raw = json.loads(json.dumps(raw))  # deep copy of plain data
+    try:  # (TOML dates and times are values too: a copy, not a JSON round trip)
+        raw = copy.deepcopy(raw)
+    except RecursionError:
+        raise GankitError(f"{source}: values nested too deeply") from None
     for text in overrides:
         section, key, value = parse_override(text)
         target = raw.setdefault(section, {})
         if not isinstance(target, dict):
-            raise GankitError(f"--set {text}: [{section}] is not a table")
+            raise GankitError(f"--set {shown(text)}: [{section}] is not a table")
         target[key] = value
     return from_dict(raw, source)
 
@@ -533,3 +576,15 @@ def reference() -> str:
                          f"{_allowed(rules)} | {rules.get('help', '')} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def first_problem(raw: dict[str, Any]) -> str | None:
+    """The first problem of a raw config, or None (how a checkpoint's config is checked)."""
+    try:
+        from_dict(raw, "config")
+    except GankitError as e:
+        return str(e).splitlines()[0]
+    return None
+
+
+io.register_config_check(first_problem)  # every checkpoint read checks its config

@@ -57,7 +57,7 @@ def plot_image_grid(images: torch.Tensor, path: str | Path, title: str = "") -> 
     fig, ax = plt.subplots(figsize=(5, 5.3))
     ax.imshow(image_grid(images), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=9, parse_math=False)  # (a run path may hold "$")
     save_figure(fig, path)
 
 
@@ -213,7 +213,7 @@ def plot_samples(
     ax.set_title(f"{len(pts)} samples", fontsize=9)
     counts, _, _ = mode_histogram(samples[:max_points], target)
     _mode_panel(counts_ax, counts.numpy(), target, len(pts))
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, parse_math=False)  # (a run path may hold "$")
     save_figure(fig, path)
 
 
@@ -245,7 +245,7 @@ def plot_points(samples: torch.Tensor, data, discriminator: torch.nn.Module | No
     ax.set_xlabel("x₁"), ax.set_ylabel("x₂" if data.dim > 1 else "")
     ax.legend(loc="upper right", fontsize=7)
     ax.set_title(title + (f"\n(first 2 of {data.dim} coordinates)" if data.dim > 2 else ""),
-                 fontsize=9)
+                 fontsize=9, parse_math=False)
     save_figure(fig, path)
 
 
@@ -303,7 +303,8 @@ def plot_class_grid(grid: torch.Tensor, path: str | Path, title: str = "") -> No
     ax.set_yticks([1 + h * (y + 0.5) for y in range(classes)], [str(y) for y in range(classes)])
     ax.set_xticks([])
     ax.set_ylabel("class")
-    ax.set_title(title or "a row per class, the same z down each column", fontsize=8)
+    ax.set_title(title or "a row per class, the same z down each column", fontsize=8,
+                 parse_math=False)
     save_figure(fig, path)
 
 
@@ -329,7 +330,8 @@ def plot_losses(records: list[dict[str, Any]], path: str | Path) -> None:
                               ["loss", "mean D(x)", "gradient norm"]):
         for k in keys:
             ax.plot(steps, [r.get(k, float("nan")) for r in records], label=k)
-        ax.set_xlabel("step"), ax.set_title(name, fontsize=9), ax.legend(fontsize=7)
+        ax.set_xlabel("step"), ax.set_title(name, fontsize=9, parse_math=False)
+        ax.legend(fontsize=7)
     axes[2].set_yscale("log")
     save_figure(fig, path)
 

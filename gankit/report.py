@@ -5,28 +5,83 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
+import os
+import stat
+import sys
 from pathlib import Path
 
 import torch
 
 from gankit.config import changed_options
 from gankit.data.mixtures import GaussianMixture
+from gankit.errors import GankitError
 from gankit.io import atomic_write_text, read_snapshots
 from gankit.metrics.describe import direction, format_value, meaning
 from gankit.plots import image_grid, plot_limits, plt
 
-__all__ = ["snapshot_frames", "write_html_report"]
+__all__ = ["snapshot_frames", "write_html_report", "run_file", "read_summary",
+           "check_report_target", "MAX_SUMMARY_BYTES"]
+
+MAX_SUMMARY_BYTES = 16 << 20
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MAX_PICTURE_BYTES = 32 << 20  # gankit's pictures are well under a megabyte
+
+
+def run_file(run_dir: Path, name: str) -> Path | None:
+    """``run_dir / name`` if it is a regular file in the run directory itself (not a
+    symlink, a device, a FIFO), else None: a report reads nothing from outside a run."""
+    path = run_dir / name
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    return path if stat.S_ISREG(mode) else None
+
+
+def read_run_file(path: Path, limit: int) -> bytes:
+    """At most ``limit`` + 1 bytes of a regular file, opened without following a symlink
+    and checked after opening (a file swapped for a link after ``run_file`` looked at it
+    is refused, not read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        return f.read(limit + 1)
+
+
+def warn(text: str) -> None:
+    print(f"gankit: warning: {text}", file=sys.stderr)
 
 
 def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
+    """The picture as an <img> with its bytes inline, or "" (and a warning naming it)
+    when it is not a PNG file inside the run directory."""
+    if run_file(path.parent, path.name) is None:
+        warn(f"{path}: not embedded (a symlink or not a regular file); only PNG files "
+             "inside the run directory are")
+        return ""
+    try:
+        data = read_run_file(path, MAX_PICTURE_BYTES)
+    except OSError:
+        data = b""  # (swapped for something else since: not embedded)
+    if not data.startswith(PNG_MAGIC) or len(data) > MAX_PICTURE_BYTES:
+        why = "larger than 32 MiB" if data.startswith(PNG_MAGIC) else "not a PNG file"
+        warn(f"{path}: not embedded ({why}); only PNG files inside the run directory are")
+        return ""
+    encoded = base64.b64encode(data).decode()
+    return f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(path.name)}">'
 
 
 def snapshot_frames(run_dir: Path, target: GaussianMixture | None) -> list[tuple[int, str]]:
     """(step, base64 PNG) for each snapshot of a 2-D or image run (empty when none)."""
     path = run_dir / "snapshots.npz"
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
+        return []
+    if run_file(run_dir, "snapshots.npz") is None:
+        warn(f"{path}: not read (a symlink or not a regular file)")
         return []
     steps, samples = read_snapshots(path)
     if samples.ndim == 5:  # images (snapshots, n, C, H, W): one grid per snapshot
@@ -111,6 +166,73 @@ dt { font-weight: bold; } dd { margin: 0 0 0.3em 1em; }
 """
 
 
+def _number_or_none(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _metric_ok(value) -> bool:
+    return _number_or_none(value) or isinstance(value, (str, bool)) or (
+        isinstance(value, list) and all(_number_or_none(v) for v in value))
+
+
+def read_summary(run_dir: Path) -> dict:
+    """A run's ``summary.json``, checked to be what ``finish`` writes: a table whose
+    ``metrics`` (and ``metrics_stderr``) map names to numbers, labels or lists of
+    numbers. Anything else — a symlink, a list, a metric that is a table — is a
+    GankitError naming the file and the part."""
+    path = run_dir / "summary.json"
+    if not path.exists() and not path.is_symlink():
+        raise GankitError(f"{run_dir}: no summary.json; is it a finished gankit run directory?")
+    if run_file(run_dir, "summary.json") is None:
+        raise GankitError(f"{path}: a symlink or not a regular file; allowed: the file gankit "
+                          "wrote in the run directory")
+    try:
+        data = read_run_file(path, MAX_SUMMARY_BYTES)
+    except OSError as e:
+        raise GankitError(f"{path}: cannot be read as the run's own file ({e.strerror or e})"
+                          ) from None
+    if len(data) > MAX_SUMMARY_BYTES:
+        raise GankitError(f"{path}: larger than {MAX_SUMMARY_BYTES} bytes; not a summary")
+    try:
+        summary = json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise GankitError(f"{path}: not valid JSON ({str(e)[:120]})") from None
+    if not isinstance(summary, dict):
+        raise GankitError(f"{path}: a JSON {type(summary).__name__}; expected an object with "
+                          "\"metrics\"")
+    for part in ("metrics", "metrics_stderr"):
+        table = summary.get(part)
+        if part == "metrics_stderr" and table is None:
+            continue
+        if not isinstance(table, dict):
+            raise GankitError(f"{path}: \"{part}\" is {json.dumps(table)[:60]}; expected an "
+                              "object of metric values")
+        ok = _number_or_none if part == "metrics_stderr" else _metric_ok
+        if bad := next((k for k, v in table.items() if not ok(v)), None):
+            raise GankitError(f"{path}: {part}.{bad[:60]} is {json.dumps(table[bad])[:60]}; "
+                              "expected a number" + ("" if part == "metrics_stderr" else
+                                                     ", a label or a list of numbers"))
+    return summary
+
+
+REPORT_HEAD = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+
+
+def check_report_target(out: Path) -> None:
+    """Refuse to write the report over anything but a previous report: a run's own
+    files, a directory, a symlink, any other file."""
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise GankitError(f"--out: {str(out)!r} is a symlink or not a regular file; allowed: "
+                          "a new file or a previous gankit report")
+    if out.exists():
+        with open(out, "rb") as f:
+            head = f.read(4096)
+        if not head.startswith(REPORT_HEAD.encode()) or b"<title>gankit report</title>" \
+                not in head:
+            raise GankitError(f"--out: {str(out)!r} exists and is not a gankit report; "
+                              "allowed: a new file or a previous report (never a run's files)")
+
+
 def _config_cells(cfg) -> list[str]:
     if cfg is None:
         return ["—"] * 4
@@ -157,11 +279,12 @@ def write_html_report(
                      f"<dd>{html.escape(meaning(k))}</dd></div>" for k in keys if meaning(k))
     cards = ""
     for i, d in enumerate(run_dirs):
-        imgs = "".join(_img(d / n) for n in PICTURES if (d / n).exists())
+        imgs = "".join(_img(d / n) for n in PICTURES
+                       if (d / n).exists() or (d / n).is_symlink())
         frames = snapshot_frames(d, targets[i] if targets else None)
         slider = _slider(i, frames) if frames else ""
         cards += f"<section><h2>{html.escape(str(d))}</h2>{imgs}{slider}</section>"
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+    page = f"""{REPORT_HEAD}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>gankit report</title><style>{STYLE}</style></head><body><h1>gankit report</h1>
 <div class="table"><table>

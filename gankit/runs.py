@@ -3,9 +3,11 @@ an AdaGAN mixture) and ``load_run`` one back as objects."""
 
 from __future__ import annotations
 
+import contextlib
 import copy as copy_module
 import io as io_module
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from torch import nn
 
 from gankit import io
 from gankit.adagan import load_adagan, train_adagan
-from gankit.build import build_players, build_target
+from gankit.build import build_players, build_target, check_memory
 from gankit.config import Config, apply_overrides, from_dict
 from gankit.errors import GankitError
 from gankit.evaluate import finish
@@ -37,13 +39,52 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: bool 
     1`` the run is an AdaGAN mixture (``gankit.adagan``). ``callbacks``: see
     ``gankit.callbacks``. Under torchrun, ranks other than 0 return None.
     """
-    if cfg.adagan.components > 1:
-        return train_adagan(cfg, out, resume=resume, progress=progress)
-    trained = run_training(cfg, out, resume=resume, progress=progress, stop_after=stop_after,
-                           data=data, callbacks=callbacks)
+    with _removed_unless_started(out):
+        if cfg.adagan.components > 1:
+            return train_adagan(cfg, out, resume=resume, progress=progress)
+        trained = run_training(cfg, out, resume=resume, progress=progress,
+                               stop_after=stop_after, data=data, callbacks=callbacks)
     if trained is None:
         return None
     return _evaluated(out, trained, callbacks)
+
+
+def _started(out: Path, entries: set[Path]) -> bool:
+    """Whether training got anywhere in ``entries``: a checkpoint, or a logged step."""
+    for entry in entries:
+        files = [entry] if entry.is_file() else entry.rglob("*") if entry.is_dir() else []
+        for f in files:
+            if f.name == "checkpoint.pt" or (f.name in ("metrics.jsonl", "adagan.jsonl")
+                                             and f.stat().st_size > 0):
+                return True
+    return False
+
+
+@contextlib.contextmanager
+def _removed_unless_started(out: str | Path):
+    """On any error before training got anywhere (bad data or a budget found once the
+    run directory exists, a signal at start-up), remove what this call wrote there —
+    ``.lock``, ``config.toml``, ``run.json``, an empty log — and the directory if it
+    made it: bad input leaves nothing behind. A run that checkpointed or logged a step
+    keeps its files."""
+    out = Path(out)
+    existed = out.is_dir()
+    before = set(out.iterdir()) if existed else set()
+    try:
+        yield
+    except BaseException:
+        if out.is_dir():
+            new = set(out.iterdir()) - before
+            if not _started(out, new | ({out / "checkpoint.pt"} & before)):
+                for entry in new:
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+                if not existed:
+                    with contextlib.suppress(OSError):
+                        out.rmdir()
+        raise
 
 
 def _evaluated(out: str | Path, trained, callbacks: tuple) -> dict:
@@ -63,9 +104,14 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     if not run_dir.is_dir():
         raise GankitError(f"{run_dir}: run directory not found")
     state = io.load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
-    cfg = from_dict(state["config"], str(run_dir / "checkpoint.pt"))
+    cfg = from_dict(state["config"], str(run_dir / "checkpoint.pt"))  # (checked on loading)
     if cfg.adagan.components > 1:  # the mixture, and the classifier of data vs mixture
-        return (cfg, *load_adagan(state, cfg, device), state)
+        check_memory(cfg, build_target(cfg).shape)  # (its config may ask for anything)
+        try:
+            return (cfg, *load_adagan(state, cfg, device), state)
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
+            raise GankitError(f"{run_dir / 'checkpoint.pt'}: weights do not fit its config "
+                              f"({io.error_line(e)})") from None
     if cfg.model.generator == "user":  # gankit.fit: the TorchScript traces of the run
         try:
             g, d = (torch.jit.load(str(run_dir / f"{n}.ts"), map_location=device)
@@ -80,10 +126,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
         # with generator_ema, samples come from the averaged weights (as in training)
         generator.load_state_dict(state.get("generator_ema", state["generator"]))
         discriminator.load_state_dict(state["discriminator"])
-    except (RuntimeError, KeyError, TypeError) as e:
-        msg = str(e).splitlines()[0][:200]
-        raise GankitError(f"{run_dir / 'checkpoint.pt'}: weights do not fit its config ({msg})") \
-            from None
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise GankitError(f"{run_dir / 'checkpoint.pt'}: weights do not fit its config "
+                          f"({io.error_line(e)})") from None
     return cfg, generator.to(device), discriminator.to(device), state
 
 
@@ -180,8 +225,9 @@ def fit(generator: nn.Module, discriminator: nn.Module, data, *,
     if cfg.tricks.diffaugment:
         discriminator = DiffAugment(discriminator, cfg.tricks.diffaugment.split(","),
                                     seed=cfg.train.seed)
-    trained = run_training(cfg, out, resume=resume, progress=True,
-                           players=(generator, discriminator), callbacks=callbacks)
+    with _removed_unless_started(out):
+        trained = run_training(cfg, out, resume=resume, progress=True,
+                               players=(generator, discriminator), callbacks=callbacks)
     if trained is None:
         return None
     _trace(trained.generator, trained.discriminator, cfg, out, shape)  # (before on_eval)

@@ -12,8 +12,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gankit"
 # Bottom to top. A module may import modules of a lower layer, and modules of its own
 # layer only inside the same top-level package (gankit.training.loop -> .step).
 LAYERS = [
-    ["version", "errors"],  # leaves
-    ["io", "seeds", "autodiff"],  # utilities
+    ["version", "errors", "startup"],  # leaves (startup: Ctrl-C while importing)
+    ["io", "seeds", "autodiff", "limits"],  # utilities
     ["losses"],  # pure: objectives, penalties, MMD, information and K+1 terms
     ["data"],  # datasets (registry)
     ["nets"],  # networks (registry) and heads

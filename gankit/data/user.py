@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import zipfile
 from functools import cache
 from pathlib import Path
 
@@ -26,6 +27,8 @@ import torch
 from gankit.data.images import ImageData
 from gankit.data.mixtures import GaussianMixture
 from gankit.errors import GankitError
+from gankit.io import npz_array_bytes
+from gankit.limits import memory_limit
 
 __all__ = ["SPLIT_SEED", "IMAGE_SUFFIXES", "PointData", "load_points", "load_user_images",
            "user_mixture", "read_array", "sha256"]
@@ -113,14 +116,36 @@ def _is_number(text: str) -> bool:
         return False
 
 
+def _check_size(path: Path, suffix: str) -> None:
+    """Refuse before reading a file that is not a regular one (/dev/zero, a FIFO) or whose
+    arrays would take more than a quarter of the memory budget (an .npz is sized by its
+    arrays' headers: a small one can inflate to anything; text takes ~10x in memory)."""
+    if not path.is_file():
+        raise GankitError(f"{path}: not a regular file; allowed: an .npy, .npz or .csv file")
+    limit = memory_limit() // 4
+    size = path.stat().st_size * (10 if suffix == ".csv" else 1)
+    if suffix == ".npz":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                size = sum(npz_array_bytes(archive, n[:-4]) for n in archive.namelist()
+                           if n.endswith(".npy"))
+        except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as e:
+            raise GankitError(f"{path}: not a readable .npz file ({str(e)[:120]})") from None
+    if size > limit:
+        raise GankitError(f"{path}: its data would take about {size / 1e9:.3g} GB of memory, "
+                          f"more than a quarter of the {limit * 4 / 1e9:.3g} GB budget; allowed: "
+                          "a smaller file, or a larger --memory-limit")
+
+
 def read_array(path: Path) -> np.ndarray:
     """The array in an .npy, .npz (its only array, or the one named ``x``) or .csv file."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return _read_csv(path)
-    if suffix not in (".npy", ".npz"):
+    if suffix not in (".npy", ".npz", ".csv"):
         raise GankitError(f"{path}: unknown file type {suffix or '(none)'!r}; allowed: .npy, "
                           ".npz, .csv (points), a folder of PNG/JPEG images (images)")
+    _check_size(path, suffix)
+    if suffix == ".csv":
+        return _read_csv(path)
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:

@@ -19,9 +19,10 @@ import torch
 
 from gankit.data.mixtures import GaussianMixture
 
-__all__ = ["mode_histogram", "mode_metrics", "coverage", "WELL_COVERED_SHARE"]
+__all__ = ["mode_histogram", "mode_metrics", "coverage", "WELL_COVERED_SHARE", "DISTANCE_CHUNK"]
 
 WELL_COVERED_SHARE = 0.25  # a well-covered mode holds at least this share of n/K samples
+DISTANCE_CHUNK = 1 << 20  # distances computed at once by the metrics (8 MB in float64)
 
 
 def mode_histogram(samples: torch.Tensor, target: GaussianMixture, n_sigma: float = 3.0):
@@ -77,8 +78,18 @@ def coverage(samples: torch.Tensor, target: GaussianMixture, n_real: int = 2500,
     real = target.sample(n_real, torch.Generator().manual_seed(seed), dtype=torch.float64)
     h = float(target.stds.median())
 
+    # (rows in chunks: about DISTANCE_CHUNK distances at a time, so memory is O(n), not
+    # the n × n matrix — 1.8 GB at 10,000 samples)
+    rows = max(1, DISTANCE_CHUNK // len(x))
+
     def log_density(points: torch.Tensor) -> torch.Tensor:  # up to a constant (same for all)
-        return torch.logsumexp(-torch.cdist(points, x).square() / (2 * h * h), dim=1)
+        # (into one buffer: small results kept between the chunks' large temporaries
+        # would fragment the heap, and each chunk would take fresh memory)
+        out = torch.empty(len(points), dtype=torch.float64)
+        for i in range(0, len(points), rows):
+            out[i:i + rows] = torch.logsumexp(
+                -torch.cdist(points[i:i + rows], x).square() / (2 * h * h), dim=1)
+        return out
 
     threshold = torch.quantile(log_density(x), quantile)
     return float((log_density(real) > threshold).double().mean())

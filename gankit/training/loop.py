@@ -354,7 +354,10 @@ def restore(run: Run) -> None:
             raise GankitError(f"{run.checkpoint}: written by {state.get('world_size', 1)} "
                               f"processes; resume it with as many (got {world.size})")
     check_resumable(from_dict(state["config"], str(run.checkpoint)), run.cfg)
-    run.state.load_state_dict(state, world.rank if world.distributed else None)
+    try:
+        run.state.load_state_dict(state, world.rank if world.distributed else None)
+    except GankitError as e:  # (the part that does not fit: name the file too)
+        raise GankitError(f"{run.checkpoint}: {e}") from None
 
 
 def open_logs(run: Run, keep_until_step: int | None) -> None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from gankit.errors import GankitError
+from gankit.io import error_line
 from gankit.seeds import Rng
 from gankit.training.tricks import GeneratorEMA, HistoricalAverage
 
@@ -67,21 +69,55 @@ class TrainState:
         }
 
     def load_state_dict(self, state: dict, rank: int | None = None) -> None:
-        """Restore from a checkpoint; ``rank`` (under torchrun) picks that process's stream."""
+        """Restore from a checkpoint; ``rank`` (under torchrun) picks that process's stream.
+        A part that does not fit this run (a missing key, a tensor of another shape, an
+        optimizer with other groups, a malformed random state) is a GankitError naming
+        it."""
+        for part, restore in self._restorers(state, rank):
+            try:
+                restore()
+            except (KeyError, RuntimeError, ValueError, TypeError, AttributeError,
+                    IndexError) as e:
+                why = f"no {e.args[0]!r}" if isinstance(e, KeyError) else error_line(e)
+                raise GankitError(f"{part} does not fit this run ({why})") from None
+        for part, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            if opt is not None and (problem := _optimizer_shape_problem(opt)):
+                raise GankitError(f"{part} does not fit this run ({problem})")
+
+    def _restorers(self, state: dict, rank: int | None):
+        """(part, function restoring it) for each part of the checkpoint, in order."""
         for obj, key in ((self.generator, "generator"), (self.discriminator, "discriminator"),
                          (self.opt_g, "opt_g"), (self.opt_d, "opt_d")):
             if obj is not None:
-                obj.load_state_dict(state[key])
-        set_rng_state(self.rng, state["rng"] if rank is None else state["rng_ranks"][rank])
+                yield key, lambda obj=obj, key=key: obj.load_state_dict(state[key])
+        yield "rng", lambda: set_rng_state(
+            self.rng, state["rng"] if rank is None else state["rng_ranks"][rank])
         if "torch_rng" in state:
-            torch.set_rng_state(state["torch_rng"].cpu())
+            yield "torch_rng", lambda: torch.set_rng_state(state["torch_rng"].cpu())
         device = next(iter(self.generator.parameters())).device
         if state.get("torch_cuda_rng") is not None and device.type == "cuda":
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["torch_cuda_rng"]])
+            yield "torch_cuda_rng", lambda: torch.cuda.set_rng_state_all(
+                [s.cpu() for s in state["torch_cuda_rng"]])
         for key, h in self.history.items():
-            h.load_state_dict(state[f"history_{key}"])
+            yield f"history_{key}", lambda h=h, key=key: h.load_state_dict(state[f"history_{key}"])
         if self.ema is not None:
-            self.ema.module.load_state_dict(state["generator_ema"])
+            yield "generator_ema", lambda: self.ema.module.load_state_dict(state["generator_ema"])
+        yield "training counters", lambda: self._restore_counters(state)
+
+    def _restore_counters(self, state: dict) -> None:
         self.step, self.lr_scale = int(state["step"]), state["lr_scale"]
         self.rollbacks = state["rollbacks"]
         self.elapsed = state.get("wall_time", 0.0)  # (checkpoints before 2026-12-05 have none)
+
+
+def _optimizer_shape_problem(opt: torch.optim.Optimizer) -> str | None:
+    """Adam's moments must have their parameter's shape (``load_state_dict`` does not
+    check: a wrong one fails only inside the next step)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                if key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") and (
+                        not isinstance(value, torch.Tensor) or value.shape != p.shape):
+                    shape = tuple(value.shape) if isinstance(value, torch.Tensor) else value
+                    return f"{key} of shape {shape} for a parameter of shape {tuple(p.shape)}"
+    return None

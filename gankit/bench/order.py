@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from gankit import io
-from gankit import theory as th
 from gankit.bench.modes import BASE, metric_row
 from gankit.build import build_target
 from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
+from gankit.metrics.modes import fraction_near
 from gankit.metrics.stats import mean_and_stderr
 from gankit.plots import plot_limits, plt, save_figure
 from gankit.runs import load_run, train
@@ -92,7 +92,7 @@ class GoldenPoint:
             best = torch.stack([ticks[ix], ticks[iy]])
             x = generate(seed_cfg, g, FRACTION_SAMPLES,
                          seed_cfg.train.seed + EVAL_SEED_OFFSET)
-            record["fractions"].append(th.fraction_near(x.double(), best.double(), eps))
+            record["fractions"].append(fraction_near(x.double(), best.double(), eps))
             if i == 0 and g_updates in self.picture_at:
                 record["picture"] = {"d": heat.reshape(GRID, GRID).tolist(),
                                      "samples": x[:500].tolist(), "argmax": best.tolist()}

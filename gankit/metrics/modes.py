@@ -19,7 +19,8 @@ import torch
 
 from gankit.data.mixtures import GaussianMixture
 
-__all__ = ["mode_histogram", "mode_metrics", "coverage", "WELL_COVERED_SHARE", "DISTANCE_CHUNK"]
+__all__ = ["mode_histogram", "mode_metrics", "coverage", "fraction_near", "WELL_COVERED_SHARE",
+           "DISTANCE_CHUNK"]
 
 WELL_COVERED_SHARE = 0.25  # a well-covered mode holds at least this share of n/K samples
 DISTANCE_CHUNK = 1 << 20  # distances computed at once by the metrics (8 MB in float64)
@@ -34,6 +35,12 @@ def mode_histogram(samples: torch.Tensor, target: GaussianMixture, n_sigma: floa
     high_quality = finite & (nearest_dist <= n_sigma * target.stds[nearest])
     counts = torch.bincount(nearest[high_quality], minlength=target.num_modes)
     return counts, high_quality, nearest
+
+
+def fraction_near(samples: torch.Tensor, point: torch.Tensor, eps: float) -> float:
+    """The fraction of ``samples`` (n, dim) within Euclidean distance ``eps`` of ``point``
+    (e.g. of argmax D: how much of G sits on the discriminator's favourite point)."""
+    return float(((samples - point.to(samples)).norm(dim=1) <= eps).double().mean())
 
 
 def mode_metrics(

@@ -41,6 +41,7 @@ from scipy import integrate
 
 from gankit.errors import GankitError
 from gankit.losses.objectives import FGAN, fgan_bound, minimax
+from gankit.metrics.modes import fraction_near
 from gankit.metrics.stats import mean_and_stderr
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 
@@ -341,11 +342,6 @@ def argmax_on_grid(score: Callable[[Tensor], Tensor], lo: float, hi: float, dim:
         torch.stack(torch.meshgrid(ticks, ticks, indexing="xy"), -1).reshape(-1, 2)
     values = torch.cat([score(chunk).reshape(-1).double() for chunk in grid.split(65536)])
     return grid[values.argmax()]
-
-
-def fraction_near(samples: Tensor, point: Tensor, eps: float) -> float:
-    """The fraction of ``samples`` (n, dim) within Euclidean distance ``eps`` of ``point``."""
-    return float(((samples - point.to(samples)).norm(dim=1) <= eps).double().mean())
 
 
 def best_response(

@@ -219,10 +219,11 @@ def plot_order(root: Path, dataset: str, arms: list[str], picture_at: tuple[int,
             off = float(np.mean(((s < lo) | (s > hi)).any(axis=1)))
             frac = float(np.mean(trace[at]["fractions"]))
             ax.set_title(f"{at} G updates · {frac:.0%} at ★"
-                         + (f" · {off:.0%} off map" if off else ""), fontsize=8)
+                         + (f" · {off:.0%} off" if off >= 0.005 else ""), fontsize=7)
             if c == 0:
                 ax.set_ylabel(arm, fontsize=8)
-    fig.suptitle(f"{dataset}: first seed's samples over D(x); ★ = argmax D", fontsize=10)
+    fig.suptitle(f"{dataset}: first seed's samples over D(x) (blue 0, red 1); ★ = argmax D on "
+                 "the window; 'off': samples outside it", fontsize=10)
     save_figure(fig, path)
 
 

@@ -193,7 +193,8 @@ class TrainConfig:
     compile: bool = spec(False, help="torch.compile both networks")
     compile_optimizer: bool = spec(False,
                                    help="torch.compile each player's Adam step (its learning "
-                                        "rate a tensor: compiled once per run)")
+                                        "rate a tensor: compiled once per run; a run starts "
+                                        "from cleared torch.compile caches)")
     precision: str = spec("float32", choices=("float32", "bfloat16"),
                           help="bfloat16: autocast on CUDA")
     channels_last: bool = spec(False,

@@ -10,6 +10,7 @@ process (signals, memory) measure its peak resident memory with ``getrusage``.
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,15 @@ def files_under(root: Path) -> set[tuple[str, int]]:
             for p in root.rglob("*")}
 
 
+# Peak resident memory of the whole test process (torch and every earlier test included,
+# ~1 GB): getrusage's peak only grows, so no in-process case has gone past it.
+IN_PROCESS_PEAK_GB = 4.0
+
+
 def refused(argv: list[str], capsys, code: int = 2) -> str:
     """Run the command line in-process; assert it refuses with status ``code`` in one
-    line and no traceback; return that line."""
+    line and no traceback, the process's peak memory still under IN_PROCESS_PEAK_GB;
+    return that line."""
     try:
         status = main([str(a) for a in argv])
     except SystemExit as e:  # argparse's own refusals
@@ -40,6 +47,8 @@ def refused(argv: list[str], capsys, code: int = 2) -> str:
     assert len(lines) == 1, err
     assert lines[0].startswith("gankit: error:") and "Traceback" not in err, err
     assert len(lines[0]) < 600, "a message is a line a person reads"
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # (KiB on Linux)
+    assert peak_gb < IN_PROCESS_PEAK_GB, f"peak memory {peak_gb:.1f} GB after {argv}"
     return lines[0]
 
 

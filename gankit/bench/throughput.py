@@ -250,7 +250,8 @@ def step_profile(step, steps: int = 100, top: int = 10) -> list[tuple[str, float
     groups = [("[matrix products]", share(lambda k: k in matmul), 0.0),
               ("[optimizer: step, zero_grad]", share(
                   lambda k: any(w in k for w in ("Optimizer", "adam", "Torch-Compiled",
-                                                 "TorchDynamo", "AOTDispatcher"))), 0.0)]
+                                                 "CompiledFxGraph", "TorchDynamo",
+                                                 "AOTDispatcher"))), 0.0)]
     groups.append(("[everything else]", 1 - groups[0][1] - groups[1][1], 0.0))
     ops = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
     return groups + [(e.key, e.self_cpu_time_total / total, e.count / steps) for e in ops]

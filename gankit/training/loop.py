@@ -54,6 +54,11 @@ def make_optimizers(cfg: Config, generator, discriminator):
     ``train.compile_optimizer`` a step compiled by torch.compile, whose learning rate is a
     tensor changed in place (``set_learning_rates``) so the schedule never recompiles it."""
     t = cfg.train
+    if t.compile_optimizer:
+        # Each optimizer compiles its own graph of Adam.step (dynamo guards on the
+        # instance); past 8 in one process (runs of a benchmark, AdaGAN's components)
+        # dynamo would silently run the rest eagerly. A run starts from clean caches.
+        torch._dynamo.reset()
 
     def adam(module, lr: float, betas: list[float]) -> torch.optim.Adam:
         if not t.compile_optimizer:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,14 +35,50 @@ def files_under(root: Path) -> set[tuple[str, int]]:
 IN_PROCESS_PEAK_GB = 4.0
 
 
+# Every file the process opens while a case runs (an audit hook: Python's own record of
+# open() calls, torch.load's and numpy's included).
+_opened: list[str] | None = None
+
+
+def _record_open(event: str, args: tuple) -> None:
+    if _opened is not None and event == "open" and isinstance(args[0], (str, bytes, Path)):
+        _opened.append(os.path.abspath(os.fsdecode(args[0])))
+
+
+sys.addaudithook(_record_open)
+TEMP = os.path.realpath(tempfile.gettempdir())
+
+
+def outside_what_was_named(opened: list[str], argv: list[str]) -> list[str]:
+    """The opened files in the temporary directory (where every case's files live) that
+    are not a path the command line named (an argument, or the value of a ``--set``
+    such as data.path='...'), nor inside one."""
+    values = [str(a) for a in argv] + [str(a).split("=", 1)[1].strip("'\"") for a in argv
+                                       if "=" in str(a)]
+    named = [os.path.realpath(os.path.abspath(v)) for v in values if v]
+    def allowed(f: str, n: str) -> bool:
+        # (inside a named path, or the temporary sibling an atomic write of it makes)
+        return f == n or f.startswith(n + os.sep) or (
+            os.path.dirname(f) == os.path.dirname(n)
+            and os.path.basename(f).startswith("." + os.path.basename(n) + "."))
+
+    return [f for f in map(os.path.realpath, opened) if f.startswith(TEMP + os.sep)
+            and not any(allowed(f, n) for n in named)]
+
+
 def refused(argv: list[str], capsys, code: int = 2) -> str:
     """Run the command line in-process; assert it refuses with status ``code`` in one
-    line and no traceback, the process's peak memory still under IN_PROCESS_PEAK_GB;
-    return that line."""
+    line and no traceback, opening no file of the temporary directory but those its
+    arguments name, the process's peak memory still under IN_PROCESS_PEAK_GB; return
+    that line."""
+    global _opened
+    _opened = []
     try:
         status = main([str(a) for a in argv])
     except SystemExit as e:  # argparse's own refusals
         status = e.code
+    finally:
+        opened, _opened = _opened, None
     _, err = capsys.readouterr()
     assert status == code, (argv, status, err)
     lines = err.strip().splitlines()
@@ -49,6 +87,7 @@ def refused(argv: list[str], capsys, code: int = 2) -> str:
     assert len(lines[0]) < 600, "a message is a line a person reads"
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # (KiB on Linux)
     assert peak_gb < IN_PROCESS_PEAK_GB, f"peak memory {peak_gb:.1f} GB after {argv}"
+    assert not (stray := outside_what_was_named(opened, argv)), f"read {stray[:3]}"
     return lines[0]
 
 

@@ -18,7 +18,8 @@ from gankit.data.mixtures import GaussianMixture  # noqa: E402
 from gankit.io import atomic_write_bytes  # noqa: E402
 from gankit.metrics.modes import WELL_COVERED_SHARE, mode_histogram  # noqa: E402
 
-__all__ = ["run_title", "save_figure", "plot_limits", "image_grid", "plot_image_grid",
+__all__ = ["run_title", "save_figure", "discriminator_logits", "plot_limits", "image_grid",
+           "plot_image_grid",
            "plot_fixed_z", "plot_nearest_neighbours", "plot_samples", "plot_points", "plot_adagan",
            "plot_traversal", "plot_class_grid", "plot_codes", "plot_losses"]
 
@@ -94,30 +95,32 @@ def plot_nearest_neighbours(samples: torch.Tensor, train: torch.Tensor, path: st
 
 
 @torch.no_grad()
-def _discriminator_map(discriminator, lo: float, hi: float, n: int = 200):
-    """D(x) on an n×n grid over [lo, hi]², or None where D is not a classifier (gmmn has
-    no D; mmd-gan's D is an embedding)."""
+def discriminator_logits(discriminator, lo: float, hi: float, n: int = 200):
+    """D's logit on an n×n grid over [lo, hi]² (row-major, rows along y), flattened on the
+    CPU; None where D is not a classifier (gmmn has no D; mmd-gan's D is an embedding)."""
     if discriminator is None or not list(discriminator.parameters()):
         return None
     device = next(discriminator.parameters()).device
     was = discriminator.training
     discriminator.eval()  # (no augmentation, no power iteration: D's state stays as it was)
     try:
-        return _d_grid(discriminator, lo, hi, n, device)
+        ticks = torch.linspace(lo, hi, n)
+        xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
+        grid = torch.stack([xx.flatten(), yy.flatten()], 1).to(device)
+        critic = getattr(discriminator, "pointwise", discriminator)  # packed D: m copies
+        # chunks of 256: a minibatch-discrimination D compares all pairs within a batch
+        logits = torch.cat([critic(chunk).float() for chunk in grid.split(256)])
     finally:
         discriminator.train(was)
-
-
-def _d_grid(discriminator, lo: float, hi: float, n: int, device):
-    ticks = torch.linspace(lo, hi, n)
-    xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
-    grid = torch.stack([xx.flatten(), yy.flatten()], 1).to(device)
-    critic = getattr(discriminator, "pointwise", discriminator)  # packed D: m copies
-    # chunks of 256: a minibatch-discrimination D compares all pairs within a batch
-    logits = torch.cat([critic(chunk).float() for chunk in grid.split(256)])
     if logits.ndim != 1 or logits.numel() != n * n:  # (an embedding; a traced packed D)
         return None
-    return torch.sigmoid(logits).reshape(n, n).cpu().numpy()
+    return logits.cpu()
+
+
+def _discriminator_map(discriminator, lo: float, hi: float, n: int = 200):
+    """D(x) on an n×n grid over [lo, hi]² (numpy), or None where D is not a classifier."""
+    logits = discriminator_logits(discriminator, lo, hi, n)
+    return None if logits is None else torch.sigmoid(logits).reshape(n, n).numpy()
 
 
 def run_title(cfg: Config, *, seed: int | None = None, correction: str | None = None) -> str:

@@ -28,7 +28,7 @@ from gankit.errors import GankitError
 from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
 from gankit.metrics.modes import fraction_near
 from gankit.metrics.stats import mean_and_stderr
-from gankit.plots import plot_limits, plt, save_figure
+from gankit.plots import discriminator_logits, plot_limits, plt, save_figure
 from gankit.runs import load_run, train
 
 __all__ = ["KS", "DATASETS", "ARMS", "arm_config", "GoldenPoint", "order_table",
@@ -80,14 +80,10 @@ class GoldenPoint:
         lo, hi = plot_limits(run.target)
         eps = 3 * float(run.target.stds.max())
         record: dict = {"g_updates": g_updates, "step": run.state.step, "fractions": []}
+        ticks = torch.linspace(lo, hi, GRID)
         for i, (seed_cfg, g, d) in enumerate(seed_players(cfg, run.state.generator,
                                                           run.state.discriminator)):
-            was = d.training
-            d.eval()
-            with torch.no_grad():
-                heat = torch.sigmoid(_d_map(d, lo, hi)).cpu()
-            d.train(was)
-            ticks = torch.linspace(lo, hi, GRID)
+            heat = torch.sigmoid(discriminator_logits(d, lo, hi, GRID))
             iy, ix = divmod(int(heat.argmax()), GRID)
             best = torch.stack([ticks[ix], ticks[iy]])
             x = generate(seed_cfg, g, FRACTION_SAMPLES,
@@ -100,14 +96,6 @@ class GoldenPoint:
 
     def on_checkpoint(self, run, path: Path) -> None:
         io.write_json(self.path, self.trace)
-
-
-def _d_map(d, lo: float, hi: float) -> torch.Tensor:
-    """D's logit on the GRID×GRID grid over [lo, hi]² (rows: y), flattened."""
-    ticks = torch.linspace(lo, hi, GRID)
-    xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
-    grid = torch.stack([xx.flatten(), yy.flatten()], 1).to(next(d.parameters()).device)
-    return torch.cat([d(chunk).reshape(-1).float() for chunk in grid.split(8192)])
 
 
 def order_table(datasets: tuple[str, ...] = DATASETS, seeds: int = 10, *,
@@ -136,29 +124,23 @@ def order_table(datasets: tuple[str, ...] = DATASETS, seeds: int = 10, *,
             for arm in arms:
                 cfg = arm_config(dataset, arm, seeds, g_updates)
                 run = root / f"{dataset}-{re.sub(r'[^A-Za-z0-9]+', '-', arm).strip('-')}"
-                golden = GoldenPoint(run, every, picture_at) if resume else None
-                if golden is None or not (run / "checkpoint.pt").exists():
+                resuming = resume and (run / "checkpoint.pt").exists()
+                if not resuming:
                     shutil.rmtree(run, ignore_errors=True)  # (a run that never checkpointed)
-                    golden = GoldenPoint(run, every, picture_at)
-                    summary = train(cfg, run, progress=progress, callbacks=(golden,))
-                else:
-                    summary = train(cfg, run, resume=True, progress=progress,
-                                    callbacks=(golden,))
+                golden = GoldenPoint(run, every, picture_at)  # (reads a resumed run's trace)
+                summary = train(cfg, run, resume=resuming, progress=progress,
+                                callbacks=(golden,))
                 per_seed = summary["per_seed"] if seeds > 1 else \
                     [{"seed": 0, "metrics": summary["metrics"]}]
-                final = golden.trace[-1]["fractions"]
-                beyond = rated_beyond_the_map(run)
-                mean, se = mean_and_stderr(torch.tensor(final, dtype=torch.float64)) \
-                    if len(final) > 1 else (final[0], None)
+                golden_mean, golden_se = _over_seeds(golden.trace[-1]["fractions"])
+                beyond_mean, beyond_se = _over_seeds(rated_beyond_the_map(run))
                 rows.append({"dataset": dataset, "arm": arm, "d_steps": cfg.train.d_steps,
                              "g_steps": cfg.train.g_steps, "steps": cfg.train.steps,
                              "g_updates": g_updates,
                              "d_updates": cfg.train.steps * cfg.train.d_steps,
                              **metric_row([p["metrics"] for p in per_seed]),
-                             "golden": mean, "golden_se": se,
-                             "beyond": float(np.mean(beyond)),
-                             "beyond_se": float(np.std(beyond, ddof=1) / np.sqrt(len(beyond)))
-                             if len(beyond) > 1 else None,
+                             "golden": golden_mean, "golden_se": golden_se,
+                             "beyond": beyond_mean, "beyond_se": beyond_se,
                              "golden_trace": [(r["g_updates"], float(np.mean(r["fractions"])))
                                               for r in golden.trace],
                              "seconds_per_seed": (summary["wall_time_s"]
@@ -174,6 +156,13 @@ def order_table(datasets: tuple[str, ...] = DATASETS, seeds: int = 10, *,
             "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
 
 
+def _over_seeds(values: list[float]) -> tuple[float, float | None]:
+    """Mean and standard error over seeds (no standard error for one seed)."""
+    if len(values) == 1:
+        return values[0], None
+    return mean_and_stderr(torch.tensor(values, dtype=torch.float64))
+
+
 @torch.no_grad()
 def rated_beyond_the_map(run: Path) -> list[float]:
     """Per seed of a finished run: the fraction of G's samples that D rates at least as
@@ -185,7 +174,7 @@ def rated_beyond_the_map(run: Path) -> list[float]:
     out = []
     for seed_cfg, g, d in seed_players(cfg, generator, discriminator):
         d.eval()
-        best = float(_d_map(d, lo, hi).max())
+        best = float(discriminator_logits(d, lo, hi, GRID).max())
         x = generate(seed_cfg, g, FRACTION_SAMPLES, seed_cfg.train.seed + EVAL_SEED_OFFSET)
         out.append(float((d(x).reshape(-1).float() >= best).double().mean()))
     return out

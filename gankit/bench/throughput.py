@@ -277,13 +277,17 @@ def throughput(steps: int = 2000, repeats: int = 3, *, compiled: bool = True) ->
     ``compiled``: also the rows with ``train.compile_optimizer``."""
     peak = max(matmul_gflops() for _ in range(repeats))
     rows = []
+    variants = (False, True) if compiled else (False,)  # train.compile_optimizer
+
+    def named(model: str, compile_adam: bool) -> str:
+        return model + (", compiled Adam" if compile_adam else "")
+
     for batch in (64, 512):
         hand = dict(z_dim=256, batch=batch, lr_d=1e-4, lr_g=1e-3)
-        for model, extra in (("toy MLP", ()), ("toy MLP, compiled Adam",
-                                                ("train.compile_optimizer=true",)))[
-                                                    :2 if compiled else 1]:
+        for compile_adam in variants:
+            extra = (f"train.compile_optimizer={str(compile_adam).lower()}",)
             rows.append(row(
-                model, batch,
+                named("toy MLP", compile_adam), batch,
                 (lambda b=batch, e=extra: gankit_loop_steps_per_s(b, steps, e),
                  lambda h=hand: time_steps(hand_written_step(*toy_mlp(), **h), steps,
                                            warmup=20)),
@@ -291,19 +295,17 @@ def throughput(steps: int = 2000, repeats: int = 3, *, compiled: bool = True) ->
                 repeats=repeats))
     dc_steps = max(1, steps // 20)  # a DCGAN step costs ~20-50x a toy step
     dc = dict(z_dim=100, batch=64, lr_d=2e-4, lr_g=2e-4)
-    for model, compile_adam in (("DCGAN28", False), ("DCGAN28, compiled Adam", True))[
-            :2 if compiled else 1]:
+    for compile_adam in variants:
         rows.append(row(
-            model, 64,
+            named("DCGAN28", compile_adam), 64,
             (lambda c=compile_adam: time_steps(gankit_step(*dcgan(), **dc, compile_optimizer=c),
-                                           dc_steps, warmup=5),
+                                               dc_steps, warmup=5),
              lambda: time_steps(hand_written_step(*dcgan(), **dc), dc_steps, warmup=5)),
             flops=count_flops(*dcgan(), z_dim=100, batch=64), peak=peak, repeats=repeats))
-    hand = dict(z_dim=256, batch=64, lr_d=1e-4, lr_g=1e-3)
-    profiles = {name: step_profile(gankit_step(*toy_mlp(), **hand, compile_optimizer=c))
-                for name, c in (("toy MLP, batch 64", False),
-                                ("toy MLP, batch 64, compiled Adam", True))[
-                                    :2 if compiled else 1]}
+    toy64 = dict(z_dim=256, batch=64, lr_d=1e-4, lr_g=1e-3)
+    profiles = {named("toy MLP, batch 64", c):
+                step_profile(gankit_step(*toy_mlp(), **toy64, compile_optimizer=c))
+                for c in variants}
     return {"matmul_gflops": peak, "threads": torch.get_num_threads(), "steps": steps,
             "profiles": profiles,
             "repeats": repeats, "torch": str(torch.__version__), "rows": rows,

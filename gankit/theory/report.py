@@ -120,6 +120,8 @@ def best_response_section(steps: int, n: int, seed: int, eps: float = 0.05) -> d
     """min_G V for a fixed D = D*(p, q): G trained against the frozen D, on a pair whose D*
     has one maximum (closed form) and on the two-mode 1-D pair (argmax on a grid)."""
     rows = {}
+    described = {"gaussian": ("N(1, 0.5^2)", "N(0, 1)"),
+                 "mixture": ("0.4 N(-1, 0.5^2) + 0.6 N(2, 0.8^2)", "N(0.5, 1.5^2)")}
     for key, (p, q) in (("gaussian", gaussian_pair()), ("mixture", one_d_pair())):
         logit = th.optimal_logit(p, q)
         x_star = float(th.argmax_on_grid(logit, -8.0, 8.0, 1, 160_001, torch.float64)[0])
@@ -127,8 +129,7 @@ def best_response_section(steps: int, n: int, seed: int, eps: float = 0.05) -> d
         with torch.no_grad():
             x = g(torch.randn(n, 1, generator=torch.Generator().manual_seed(seed + 3)))
         mean = float(x.mean())
-        row = {"p": "N(1, 0.5^2)" if key == "gaussian" else "0.4 N(-1, 0.5^2) + 0.6 N(2, 0.8^2)",
-               "q": "N(0, 1)" if key == "gaussian" else "N(0.5, 1.5^2)", "eps": eps,
+        row = {"p": described[key][0], "q": described[key][1], "eps": eps,
                "argmax_d": x_star, "g_mean": mean, "g_std": float(x.std()),
                "fraction_near_argmax": th.fraction_near(x.double(), torch.tensor([x_star]), eps),
                "d_at_argmax": float(torch.sigmoid(logit(torch.tensor([[x_star]],

@@ -36,7 +36,7 @@ from gankit.runs import train
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 CONFIG = CONFIGS / "mnist5k-dcgan.toml"
-RECIPES = ("mnist5k-conditional",)
+RECIPES = ("mnist5k-recipe", "mnist5k-conditional")
 EMA = ["tricks.generator_ema=0.999"]
 METHODS: dict[str, list[str]] = {  # each method alone on the baseline DCGAN
     "DCGAN": [],

@@ -145,6 +145,9 @@ class TricksConfig:
     generator_ema: float = spec(0.0, min=0.0, lt=1.0,
                                 help="β of the moving average of G's weights that samples "
                                      "and evaluation use (0 = off)")
+    generator_ema_rampup: bool = spec(False, help="the average's β after t updates is min(β, "
+                                                  "(1 + t)/(10 + t)): it forgets G's initial "
+                                                  "weights early")
     top_k: float = spec(0.0, min=0.0, max=1.0,
                         help="top-k training: G learns from the ⌈n·max(top_k_min, γ^(step/"
                              "1000))⌉ fakes D scores highest; γ here (0 = off)")

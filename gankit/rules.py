@@ -57,6 +57,10 @@ def _names(registry: dict, keep) -> str:
 
 
 RULES: list[Rule] = [
+    Rule("tricks.generator_ema_rampup",
+         lambda c: c.tricks.generator_ema_rampup and not c.tricks.generator_ema,
+         lambda c: "true needs the moving average of G's weights, and tricks.generator_ema = 0 "
+                   "(off); allowed: false, or tricks.generator_ema > 0 (e.g. 0.999)"),
     Rule("tricks.label_smoothing",
          lambda c: c.tricks.label_smoothing and _objective(c).smoothed is None,
          lambda c: f"{c.objective.name!r} has no real target to smooth; allowed with: "

@@ -199,6 +199,37 @@ def test_minibatch_discrimination_fast_and_double_backward_paths_agree():
     assert torch.allclose(layer(f), slow, atol=1e-5)
 
 
+def test_generator_ema_rampup_forgets_the_initial_weights(tmp_path, tiny):
+    from gankit.io import load_checkpoint
+    from gankit.training.tricks import GeneratorEMA
+
+    g = torch.nn.Linear(3, 2)
+    ema = GeneratorEMA(g, 0.999, rampup=True)
+    init = ema.module.weight.clone()
+    with torch.no_grad():
+        g.weight.add_(1.0)  # G moves away from its initial weights, then stays
+    betas = []
+    for _ in range(100):
+        betas.append(ema.current_beta())
+        ema.update(g)
+    # β_t = min(β, (1 + t)/(10 + t)), and the initial weights keep the product of the β_t
+    assert betas[:3] == [1 / 10, 2 / 11, 3 / 12] and ema.updates == 100
+    kept = torch.tensor(betas, dtype=torch.float64).prod().item()
+    torch.testing.assert_close(ema.module.weight, g.weight + kept * (init - g.weight))
+    assert kept < 1e-3 < 0.999 ** 100  # without the ramp 90% of the initial weights remain
+    assert GeneratorEMA(g, 0.05, rampup=True).current_beta() == 0.05  # β caps the ramp
+
+    cfg = load_config(None, tiny + ["tricks.generator_ema=0.9", "tricks.generator_ema_rampup=true",
+                                    "train.g_steps=2"])
+    train(cfg, tmp_path / "full", progress=False)
+    train(cfg, tmp_path / "split", progress=False, stop_after=13)
+    train(cfg, tmp_path / "split", resume=True, progress=False)
+    full, split = (load_checkpoint(tmp_path / n / "checkpoint.pt") for n in ("full", "split"))
+    assert full["generator_ema_updates"] == split["generator_ema_updates"] == 2 * full["step"]
+    for k in full["generator_ema"]:  # the resumed ramp continues where it stopped
+        assert torch.equal(full["generator_ema"][k], split["generator_ema"][k])
+
+
 def test_generator_ema_is_the_moving_average_and_what_samples_use(tmp_path, tiny):
     from gankit.io import load_checkpoint
     from gankit.runs import load_run

@@ -442,7 +442,8 @@ def start(cfg: Config, out: Path, device: torch.device, world: World, *, resume:
     history = {"d": HistoricalAverage(discriminator, tricks.historical_averaging),
                "g": HistoricalAverage(generator, tricks.historical_averaging)} \
         if tricks.historical_averaging else {}
-    ema = GeneratorEMA(generator, tricks.generator_ema) if tricks.generator_ema else None
+    ema = GeneratorEMA(generator, tricks.generator_ema, tricks.generator_ema_rampup) \
+        if tricks.generator_ema else None
     state = TrainState(generator, discriminator, opt_g, opt_d, rng, ema, history)
     d_cost = discriminator_cost(cfg, objective, history.get("d")) \
         if objective.adversarial else None

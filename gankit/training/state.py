@@ -66,6 +66,9 @@ class TrainState:
             "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
             **{f"history_{k}": h.state_dict() for k, h in self.history.items()},
             **({"generator_ema": self.ema.module.state_dict()} if self.ema is not None else {}),
+            # (only with the ramp, whose β depends on it: older checkpoints stay as they were)
+            **({"generator_ema_updates": self.ema.updates}
+               if self.ema is not None and self.ema.rampup else {}),
         }
 
     def load_state_dict(self, state: dict, rank: int | None = None) -> None:
@@ -102,6 +105,9 @@ class TrainState:
             yield f"history_{key}", lambda h=h, key=key: h.load_state_dict(state[f"history_{key}"])
         if self.ema is not None:
             yield "generator_ema", lambda: self.ema.module.load_state_dict(state["generator_ema"])
+            if self.ema.rampup:
+                yield "generator_ema_updates", lambda: setattr(
+                    self.ema, "updates", int(state["generator_ema_updates"]))
         yield "training counters", lambda: self._restore_counters(state)
 
     def _restore_counters(self, state: dict) -> None:

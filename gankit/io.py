@@ -244,6 +244,7 @@ def checkpoint_problem(state: dict[str, Any]) -> str | None:
     for key, ok in (("lr_scale", lambda v: isinstance(v, (int, float)) and not
                      isinstance(v, bool) and math.isfinite(v) and v > 0),
                     ("rollbacks", lambda v: _is_int(v) and v >= 0),
+                    ("generator_ema_updates", lambda v: _is_int(v) and v >= 0),
                     ("wall_time", lambda v: isinstance(v, (int, float)) and not
                      isinstance(v, bool) and math.isfinite(v))):
         if key in state and not ok(state[key]):

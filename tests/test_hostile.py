@@ -353,6 +353,8 @@ CHECKPOINT_MUTATIONS = {
     "lr-scale-nan": (setting("lr_scale", float("nan")), "all"),
     "lr-scale-zero": (setting("lr_scale", 0.0), "all"),
     "rollbacks-negative": (setting("rollbacks", -3), "all"),
+    "ema-updates-negative": (setting("generator_ema_updates", -2), "all"),
+    "ema-updates-text": (setting("generator_ema_updates", "many"), "all"),
     "wall-time-text": (setting("wall_time", "soon"), "all"),
     "format-missing": (without("format"), "all"),
     "format-other": (setting("format", "gankit-checkpoint-99"), "all"),

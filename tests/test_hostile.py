@@ -47,6 +47,10 @@ def _record_open(event: str, args: tuple) -> None:
 
 sys.addaudithook(_record_open)
 TEMP = os.path.realpath(tempfile.gettempdir())
+# Python, its packages and gankit's own files may live under the temporary directory too
+# (a venv in a clone under /tmp): what an import or gankit reads there is not a case's file.
+INSTALLED = tuple({os.path.realpath(p) + os.sep
+                   for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, REPO)})
 
 
 def outside_what_was_named(opened: list[str], argv: list[str]) -> list[str]:
@@ -63,7 +67,7 @@ def outside_what_was_named(opened: list[str], argv: list[str]) -> list[str]:
             and os.path.basename(f).startswith("." + os.path.basename(n) + "."))
 
     return [f for f in map(os.path.realpath, opened) if f.startswith(TEMP + os.sep)
-            and not any(allowed(f, n) for n in named)]
+            and not f.startswith(INSTALLED) and not any(allowed(f, n) for n in named)]
 
 
 def refused(argv: list[str], capsys, code: int = 2) -> str:

@@ -40,8 +40,8 @@ RECIPES = ("mnist5k-recipe", "mnist5k-conditional")
 EMA = ["tricks.generator_ema=0.999"]
 METHODS: dict[str, list[str]] = {  # each method alone on the baseline DCGAN
     "DCGAN": [],
-    "DCGAN + EMA": ["tricks.generator_ema=0.999"],
-    "DCGAN + EMA ramp": ["tricks.generator_ema=0.999", "tricks.generator_ema_rampup=true"],
+    "DCGAN + EMA": EMA,
+    "DCGAN + EMA ramp": [*EMA, "tricks.generator_ema_rampup=true"],
     "R1 γ=1": ["objective.r1=1.0"],
     "RpGAN + R1/R2 γ=1": ["objective.name='rpgan'", "objective.r1=1.0", "objective.r2=1.0"],
     "hinge + spectral norm": ["objective.name='hinge'", "model.spectral_norm=true"],

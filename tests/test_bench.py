@@ -125,3 +125,15 @@ def test_modes_and_seeds_bad_arguments(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and field in err
+
+
+def test_grid25_rpgan_config_is_its_bench_row():
+    """configs/grid25-rpgan-r1r2-10seeds.toml trains exactly the "RpGAN + R1/R2" row."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from gankit.bench.modes import method_config
+    from gankit.config import load_config
+
+    path = Path(__file__).parent.parent / "configs" / "grid25-rpgan-r1r2-10seeds.toml"
+    assert asdict(load_config(path)) == asdict(method_config("RpGAN + R1/R2", "grid25", 10, None))

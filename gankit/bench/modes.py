@@ -46,6 +46,9 @@ BASE = ["model.g_width=256", "model.g_depth=3", "model.d_width=256", "model.d_de
         "train.log_every=500"]
 WGAN_GP = ["objective.name='wasserstein_gp'", "train.d_steps=5", "train.lr_d=1e-4",
            "train.lr_g=1e-4", "train.betas_d=[0.5, 0.9]", "train.betas_g=[0.5, 0.9]"]
+# R3GAN's objective (Huang et al. 2025): the relativistic pairing loss with zero-centred
+# penalties on real (R1) and generated (R2) points
+RPGAN_R1_R2 = ["objective.name='rpgan'", "objective.r1=0.01", "objective.r2=0.01"]
 METHODS: dict[str, list[str]] = {
     "GAN minimax": ["objective.name='minimax'"],
     "GAN non-saturating": [],
@@ -64,13 +67,10 @@ METHODS: dict[str, list[str]] = {
     # mutual-information term: a G fed a connected latent (a Gaussian) must put mass
     # between the modes of a disconnected target, one fed a discrete code need not.
     "InfoGAN K=50": ["infogan.categorical=[50]", "train.steps=12000"],
-    # R3GAN's objective (Huang et al. 2025): the relativistic pairing loss with zero-centred
-    # penalties on real (R1) and generated (R2) points
-    "RpGAN + R1/R2": ["objective.name='rpgan'", "objective.r1=0.01", "objective.r2=0.01"],
+    "RpGAN + R1/R2": RPGAN_R1_R2,
     "GAN + R1": ["objective.r1=0.01"],
     # the same at the recipe's width (3x128), about 40% of the 3x256 cost
-    "RpGAN + R1/R2 (3x128)": ["objective.name='rpgan'", "objective.r1=0.01", "objective.r2=0.01",
-                             "model.g_width=128", "model.d_width=128"],
+    "RpGAN + R1/R2 (3x128)": [*RPGAN_R1_R2, "model.g_width=128", "model.d_width=128"],
     "gankit recipe": [],  # the settings of gankit/recipe.toml (see recipe_overrides)
 }
 # Corrected rows: a trained method's seeds sampled through a density ratio (gankit.sampling),

@@ -198,6 +198,10 @@ class TrainConfig:
                                    help="torch.compile each player's Adam step (its learning "
                                         "rate a tensor: compiled once per run; a run starts "
                                         "from cleared torch.compile caches)")
+    compile_update: bool = spec(False,
+                                help="torch.compile each step's D and G updates (forward, "
+                                     "backward, Adam) as one graph, written with torch.func; "
+                                     "the first step compiles (tens of seconds on a CPU)")
     precision: str = spec("float32", choices=("float32", "bfloat16"),
                           help="bfloat16: autocast on CUDA")
     channels_last: bool = spec(False,

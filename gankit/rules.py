@@ -52,11 +52,37 @@ VARIANTS = {"infogan": ("infogan.categorical / continuous", lambda c: c.infogan_
             "conditional": ("conditional.method", lambda c: c.conditional_on)}
 
 
+def _value(cfg, field: str):
+    section, name = field.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
 def _names(registry: dict, keep) -> str:
     return ", ".join(n for n, x in registry.items() if keep(x))
 
 
+# What train.compile_update cannot trace, and each field's value that it allows.
+NOT_COMPILED = (
+    ("train.compile", lambda c: c.train.compile, "false (compile_update compiles the networks)"),
+    ("train.compile_optimizer", lambda c: c.train.compile_optimizer,
+     "false (compile_update compiles Adam)"),
+    ("objective.name", lambda c: _objective(c).gradient_penalty or not _objective(c).adversarial,
+     "an objective without a gradient penalty and with a D"),
+    ("objective.r1", lambda c: c.objective.r1 > 0, "0 (R1 differentiates D in its input)"),
+    ("objective.r2", lambda c: c.objective.r2 > 0, "0 (R2 differentiates D in its input)"),
+    ("objective.weight_clip", lambda c: c.objective.weight_clip > 0, "0"),
+    ("tricks.unroll_steps", lambda c: c.tricks.unroll_steps > 0, "0"),
+    ("tricks.historical_averaging", lambda c: c.tricks.historical_averaging > 0, "0"),
+    ("tricks.top_k", lambda c: c.tricks.top_k > 0, "0 (its k changes with the step)"),
+    ("train.d_steps", lambda c: c.train.d_steps != 1, "1"),
+    ("train.g_steps", lambda c: c.train.g_steps != 1, "1"),
+)
+
 RULES: list[Rule] = [
+    *[Rule(field, lambda c, bad=bad: c.train.compile_update and bad(c),
+           lambda c, f=field, a=allowed: f"{_value(c, f)!r} with train.compile_update; "
+                                         f"allowed with it: {a}")
+      for field, bad, allowed in NOT_COMPILED],
     Rule("tricks.generator_ema_rampup",
          lambda c: c.tricks.generator_ema_rampup and not c.tricks.generator_ema,
          lambda c: "true needs the moving average of G's weights, and tricks.generator_ema = 0 "

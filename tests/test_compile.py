@@ -1,14 +1,26 @@
 """``train.compile_optimizer``: each player's Adam step compiled by torch.compile — the
 same numbers as the fused eager Adam within float tolerance, compiled once per run (the
-learning-rate schedule changes a tensor in place), resumed exactly."""
+learning-rate schedule changes a tensor in place), resumed exactly. ``train.compile_update``:
+the whole update compiled, held to the eager step the same way."""
 
+import copy
+import json
+
+import pytest
 import torch
 import torch._dynamo.utils
 
+from conftest import TINY
+from gankit.build import build_objective, build_players, build_target
 from gankit.config import load_config
+from gankit.errors import GankitError
 from gankit.io import load_checkpoint, read_metrics
+from gankit.rules import NOT_COMPILED, combination_problems
 from gankit.runs import train
+from gankit.training.compiled import CompiledUpdate
+from gankit.training.costs import Batch, discriminator_cost, generator_cost
 from gankit.training.loop import make_optimizers
+from gankit.training.step import discriminator_step, generator_step
 
 
 def _params(run_dir):
@@ -62,3 +74,98 @@ def test_compiled_adam_trains_like_eager_compiles_once_and_resumes_exactly(tmp_p
     train(load_config(None, compiled), tmp_path / "split", resume=True, progress=False)
     split = _params(tmp_path / "split")
     assert all(torch.equal(full[k], split[k]) for k in full)
+
+
+# ``train.compile_update``: D's and G's updates as one function of tensors (torch.func),
+# compiled as one graph.
+
+def _pair(cfg):
+    """Two copies of the config's players, their optimizers and costs, and its data."""
+    target = build_target(cfg)
+    torch.manual_seed(0)
+    g, d = build_players(cfg, target.shape)
+    players = [(g, d), (copy.deepcopy(g), copy.deepcopy(d))]
+    objective = build_objective(cfg)
+    costs = discriminator_cost(cfg, objective), generator_cost(cfg, objective)
+    return target, players, [make_optimizers(cfg, *p) for p in players], costs
+
+
+@pytest.mark.parametrize("overrides", [
+    ["data.name='grid25'"],
+    ["data.name='grid25'", "tricks.feature_matching=true", "objective.name='least_squares'"],
+    ["data.name='digits'", "model.generator='dcgan'", "model.discriminator='dcgan'",
+     "model.d_norm='batch'", "model.d_hidden=32", "tricks.pack=2", "objective.name='rpgan'"],
+])
+def test_the_update_function_is_the_eager_step(overrides):
+    cfg = load_config(None, [*TINY, *overrides, "train.compile_update=true"])
+    target, (eager, ours), (opt_e, opt_o), (d_cost, g_cost) = _pair(cfg)
+    update = CompiledUpdate(*ours, *opt_o, d_cost, g_cost, compile=False)  # the same function
+    rng = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        n = cfg.train.batch_size * cfg.tricks.pack
+        batch = Batch(target.sample(n, rng), torch.randn(n, cfg.model.z_dim, generator=rng))
+        want, got = {}, {}
+        fake = discriminator_step(*eager, opt_e[1], d_cost, batch, stats=want, detailed=True)
+        generator_step(*eager, opt_e[0], g_cost, fake, stats=want, detailed=True)
+        update(batch, got, detailed=True)
+        assert want.keys() == got.keys()
+        for k in want:
+            torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-6)
+    for a, b in zip(eager, ours):
+        for (name, p), q in zip(a.named_parameters(), b.parameters()):
+            # Adam's first steps are ±lr wherever the gradient is rounding noise: the biases
+            # that feed a batch norm (their true gradient is 0) may differ by a few lr
+            tol = 5e-3 if name.endswith("bias") and "dcgan" in str(overrides) else 1e-5
+            torch.testing.assert_close(q, p, rtol=0, atol=tol)
+        for x, y in zip(a.buffers(), b.buffers()):  # batch norm's statistics: updated once
+            torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-6)
+    assert int(opt_o[0].state[next(ours[0].parameters())]["step"]) == 3
+
+
+def test_compiled_update_trains_like_eager_compiles_twice_and_resumes_exactly(tmp_path):
+    run = [*TINY, "data.name='grid25'", "train.seeds=2", "train.lr_schedule='linear'",
+           "train.log_every=2", "tricks.generator_ema=0.9"]
+    compiled = run + ["train.compile_update=true"]
+    train(load_config(None, run), tmp_path / "eager", progress=False)
+    before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    train(load_config(None, compiled), tmp_path / "full", progress=False)
+    # one graph per kind of step (logging or not) for the whole run: the schedule's 30
+    # learning rates did not recompile it
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - before == 2
+    losses = [[[r[k] for k in ("loss_d", "loss_g", "grad_norm_d")]
+               for r in read_metrics(tmp_path / n / "metrics.jsonl")] for n in ("eager", "full")]
+    # the first steps agree to float rounding (later ones drift apart as roundings do)
+    torch.testing.assert_close(torch.tensor(losses[1][:3]), torch.tensor(losses[0][:3]),
+                               rtol=1e-4, atol=1e-6)
+    assert len(losses[1]) == 15
+    summary = json.loads((tmp_path / "full" / "summary.json").read_text())
+    assert summary["compile_update_first_step_s"] > 0
+    assert train(load_config(None, compiled), tmp_path / "split", progress=False,
+                 stop_after=13) is None
+    train(load_config(None, compiled), tmp_path / "split", resume=True, progress=False)
+    full, split = _params(tmp_path / "full"), _params(tmp_path / "split")
+    assert all(torch.equal(full[k], split[k]) for k in full)
+
+
+@pytest.mark.parametrize("field, override", [
+    (field, override) for field, override in (
+        ("train.compile", "train.compile=true"),
+        ("train.compile_optimizer", "train.compile_optimizer=true"),
+        ("objective.name", "objective.name='wasserstein_gp'"),
+        ("objective.r1", "objective.r1=1.0"),
+        ("objective.r2", "objective.r2=1.0"),
+        ("objective.weight_clip", "objective.weight_clip=0.01"),
+        ("tricks.unroll_steps", "tricks.unroll_steps=2"),
+        ("tricks.historical_averaging", "tricks.historical_averaging=0.1"),
+        ("tricks.top_k", "tricks.top_k=0.99"),
+        ("train.d_steps", "train.d_steps=2"),
+        ("train.g_steps", "train.g_steps=2"))])
+def test_what_the_compiled_update_cannot_trace_is_one_line(field, override):
+    assert {f for f, _, _ in NOT_COMPILED} >= {field}
+    cfg = load_config(None, [*TINY, override])  # fine without compile_update
+    assert not [p for p in combination_problems(cfg) if "compile_update" in p]
+    with pytest.raises(GankitError) as e:
+        load_config(None, [*TINY, override, "train.compile_update=true"])
+    problem = str(e.value)
+    assert problem.startswith(f"{field}: ") and "train.compile_update" in problem
+    assert "\n" not in problem

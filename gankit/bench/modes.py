@@ -20,6 +20,7 @@ import torch
 
 from gankit.adagan import train_adagan
 from gankit.bench.throughput import (
+    COMPILE_VARIANTS,
     TOY,
     matmul_gflops,
     matmul_seconds_per_step,
@@ -285,7 +286,7 @@ def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100, *,
                 compiled: bool = True) -> dict:
     """Wall time of ``seeds`` sequential single-seed runs against one ``seeds``-seed run,
     for the toy MLP and for the recipe's networks, at batch ``batch`` (``compiled``: and
-    the together run with ``train.compile_optimizer``)."""
+    the together run with ``train.compile_optimizer`` and with ``train.compile_update``)."""
 
     models = {"toy MLP 2x128": (None, TOY), "gankit recipe": (recipe_path(), [])}
     rows = []
@@ -301,11 +302,10 @@ def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100, *,
         # seeds together could not beat sequential / this
         matmuls = steps * matmul_seconds_per_step(path, base + [f"train.seeds={seeds}",
                                                                 f"train.steps={steps}"])
-        for compile_adam in (False, True) if compiled else (False,):
+        for label, extra in (COMPILE_VARIANTS if compiled else {"": ()}).items():
             together = steps / steady_steps_per_s(
-                path, base + [f"train.seeds={seeds}",
-                              f"train.compile_optimizer={str(compile_adam).lower()}"], steps)
-            rows.append({"model": name + (", compiled Adam" if compile_adam else ""),
+                path, base + [f"train.seeds={seeds}", *extra], steps)
+            rows.append({"model": name + label,
                          "sequential_s": sequential, "together_s": together,
                          "speedup": sequential / together, "matmuls_alone_s": matmuls,
                          "speedup_bound": sequential / matmuls})

@@ -20,11 +20,13 @@ from gankit.losses.objectives import get_objective
 from gankit.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nets.mlp import MLPDiscriminator, MLPGenerator
 from gankit.runs import train
+from gankit.training.compiled import CompiledUpdate
 from gankit.training.costs import Batch, discriminator_cost, generator_cost
 from gankit.training.loop import make_optimizers
 from gankit.training.step import discriminator_step, generator_step
 
-__all__ = ["TOY", "matmul_gflops", "time_steps", "hand_written_step", "gankit_step",
+__all__ = ["TOY", "COMPILE_VARIANTS", "matmul_gflops", "time_steps", "hand_written_step",
+           "gankit_step",
            "LogTimes", "steady_steps_per_s", "step_profile",
            "count_flops", "toy_mlp", "dcgan", "gankit_loop_steps_per_s",
            "train_in_temporary_directory", "train_seconds", "MatmulRecorder", "record_matmuls",
@@ -82,20 +84,30 @@ def hand_written_step(g, d, draw_real, *, z_dim: int, batch: int, lr_d: float, l
     return step
 
 
+# The compile options the benchmarks compare: a row label and the config's overrides.
+COMPILE_VARIANTS = {"": (), ", compiled Adam": ("train.compile_optimizer=true",),
+                    ", compiled update": ("train.compile_update=true",)}
+
+
 def gankit_step(g, d, draw_real, *, z_dim: int, batch: int, lr_d: float, lr_g: float,
-                compile_optimizer: bool = False):
-    """One gankit D step + G step (fused Adam, or with ``compile_optimizer`` the compiled
-    Adam step of ``train.compile_optimizer``; set_to_none, G-only backward)."""
-    cfg = load_config(None, [f"train.lr_d={lr_d}", f"train.lr_g={lr_g}",
-                             f"train.compile_optimizer={str(compile_optimizer).lower()}"])
+                compiled: tuple[str, ...] = ()):
+    """One gankit D step + G step: fused Adam, set_to_none, G-only backward; or with
+    ``compiled`` (overrides from ``COMPILE_VARIANTS``) the compiled Adam step of
+    ``train.compile_optimizer`` or the compiled update of ``train.compile_update``."""
+    cfg = load_config(None, [f"train.lr_d={lr_d}", f"train.lr_g={lr_g}", *compiled])
     opt_g, opt_d = make_optimizers(cfg, g, d)
     objective = get_objective("nonsaturating")
     d_cost, g_cost = discriminator_cost(cfg, objective), generator_cost(cfg, objective)
+    update = CompiledUpdate(g, d, opt_g, opt_d, d_cost, g_cost) \
+        if cfg.train.compile_update else None
     rng = torch.Generator().manual_seed(0)
 
     def step():
         real = draw_real(batch, rng)
         z = torch.randn(batch, z_dim, generator=rng)
+        if update is not None:
+            update(Batch(real, z), {})
+            return
         fake = discriminator_step(g, d, opt_d, d_cost, Batch(real, z, rng=rng))
         generator_step(g, d, opt_g, g_cost, fake)
 
@@ -129,7 +141,7 @@ def dcgan():
 
 def gankit_loop_steps_per_s(batch: int, steps: int, extra: tuple[str, ...] = ()) -> float:
     """gankit's own loop (``gankit.train``) on the toy MLP, timed by the loop itself after
-    its first tenth (warm-up; with ``train.compile_optimizer`` the compilation)."""
+    its first tenth (warm-up; with a compile option the compilation)."""
     return steady_steps_per_s(None, TOY + [
         f"train.batch_size={batch}", f"train.checkpoint_every={steps}",
         "train.eval_samples=100", *extra], steps)
@@ -274,20 +286,16 @@ def row(model: str, batch: int, timers: tuple, *, flops: int, peak: float, repea
 def throughput(steps: int = 2000, repeats: int = 3, *, compiled: bool = True) -> dict:
     """Each row alternates gankit and the hand-written loop ``repeats`` times and keeps the
     best of each (a shared 2-core machine is noisy: single timings here varied by ±25%).
-    ``compiled``: also the rows with ``train.compile_optimizer``."""
+    ``compiled``: also the rows with ``train.compile_optimizer`` and with
+    ``train.compile_update``."""
     peak = max(matmul_gflops() for _ in range(repeats))
     rows = []
-    variants = (False, True) if compiled else (False,)  # train.compile_optimizer
-
-    def named(model: str, compile_adam: bool) -> str:
-        return model + (", compiled Adam" if compile_adam else "")
-
+    variants = COMPILE_VARIANTS if compiled else {"": ()}
     for batch in (64, 512):
         hand = dict(z_dim=256, batch=batch, lr_d=1e-4, lr_g=1e-3)
-        for compile_adam in variants:
-            extra = (f"train.compile_optimizer={str(compile_adam).lower()}",)
+        for label, extra in variants.items():
             rows.append(row(
-                named("toy MLP", compile_adam), batch,
+                "toy MLP" + label, batch,
                 (lambda b=batch, e=extra: gankit_loop_steps_per_s(b, steps, e),
                  lambda h=hand: time_steps(hand_written_step(*toy_mlp(), **h), steps,
                                            warmup=20)),
@@ -295,23 +303,24 @@ def throughput(steps: int = 2000, repeats: int = 3, *, compiled: bool = True) ->
                 repeats=repeats))
     dc_steps = max(1, steps // 20)  # a DCGAN step costs ~20-50x a toy step
     dc = dict(z_dim=100, batch=64, lr_d=2e-4, lr_g=2e-4)
-    for compile_adam in variants:
+    for label, extra in variants.items():
         rows.append(row(
-            named("DCGAN28", compile_adam), 64,
-            (lambda c=compile_adam: time_steps(gankit_step(*dcgan(), **dc, compile_optimizer=c),
-                                               dc_steps, warmup=5),
+            "DCGAN28" + label, 64,
+            (lambda e=extra: time_steps(gankit_step(*dcgan(), **dc, compiled=e), dc_steps,
+                                        warmup=5),
              lambda: time_steps(hand_written_step(*dcgan(), **dc), dc_steps, warmup=5)),
             flops=count_flops(*dcgan(), z_dim=100, batch=64), peak=peak, repeats=repeats))
     toy64 = dict(z_dim=256, batch=64, lr_d=1e-4, lr_g=1e-3)
-    profiles = {named("toy MLP, batch 64", c):
-                step_profile(gankit_step(*toy_mlp(), **toy64, compile_optimizer=c))
-                for c in variants}
+    profiles = {"toy MLP, batch 64" + label: step_profile(gankit_step(*toy_mlp(), **toy64,
+                                                                      compiled=extra))
+                for label, extra in variants.items()}
     return {"matmul_gflops": peak, "threads": torch.get_num_threads(), "steps": steps,
             "profiles": profiles,
             "repeats": repeats, "torch": str(torch.__version__), "rows": rows,
             "note": "toy rows: gankit's whole loop timed after its first tenth (warm-up, "
                     "compilation); DCGAN28 rows: gankit's D+G step functions (not the whole "
-                    "loop) on stand-in images, steps/20 timed steps after 5 warm-up steps"}
+                    "loop) on stand-in images, steps/20 timed steps after 5 warm-up steps "
+                    "(compiled variants: the first call compiles, in the warm-up)"}
 
 
 def format_throughput(r: dict) -> str:

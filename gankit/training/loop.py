@@ -34,6 +34,7 @@ from gankit.generate import EVAL_SEED_OFFSET, generate, seed_players
 from gankit.nets.mlp import sample_latent
 from gankit.seeds import Rng, per_seed
 from gankit.training import distributed
+from gankit.training.compiled import CompiledUpdate
 from gankit.training.costs import Batch, Cost, discriminator_cost, generator_cost
 from gankit.training.distributed import RANK_SEED_OFFSET, World
 from gankit.training.guard import FiniteGuard, StopRequested, run_lock
@@ -54,19 +55,20 @@ def make_optimizers(cfg: Config, generator, discriminator):
     ``train.compile_optimizer`` a step compiled by torch.compile, whose learning rate is a
     tensor changed in place (``set_learning_rates``) so the schedule never recompiles it."""
     t = cfg.train
-    if t.compile_optimizer:
+    if t.compile_optimizer or t.compile_update:
         # Each optimizer compiles its own graph of Adam.step (dynamo guards on the
         # instance); past 8 in one process (runs of a benchmark, AdaGAN's components)
         # dynamo would silently run the rest eagerly. A run starts from clean caches.
         torch._dynamo.reset()
 
     def adam(module, lr: float, betas: list[float]) -> torch.optim.Adam:
-        if not t.compile_optimizer:
+        if not (t.compile_optimizer or t.compile_update):
             return torch.optim.Adam(module.parameters(), lr=lr, betas=tuple(betas), fused=True)
         opt = torch.optim.Adam(module.parameters(), lr=torch.tensor(lr), betas=tuple(betas),
                                foreach=False)
-        opt.step = torch.compile(opt.step)  # (the instance's step: state_dict is unchanged)
-        return opt
+        if t.compile_optimizer:  # (the instance's step: state_dict is unchanged)
+            opt.step = torch.compile(opt.step)
+        return opt  # (compile_update: its compiled step runs Adam on this state)
 
     opt_g = adam(generator, t.lr_g, t.betas_g)
     if not list(discriminator.parameters()):  # gmmn: nothing to train against
@@ -124,6 +126,7 @@ class Run:
     snapshots: io.Snapshots | None
     guard: FiniteGuard
     autocast: contextlib.AbstractContextManager
+    update: CompiledUpdate | None = None  # train.compile_update
     callbacks: tuple = ()  # objects with any of on_step_end, on_log, on_checkpoint
 
     @property
@@ -197,13 +200,21 @@ def train_loop(run: Run, *, progress: bool = True, stop_after: int | None = None
         logging = step % t.log_every == 0 or step == t.steps
         with run.autocast:  # bfloat16 only with train.precision = "bfloat16"
             batch = None
-            for k in range(t.d_steps if run.d_cost is not None else 0):
+            if run.update is not None:  # train.compile_update: the two loops below, compiled
+                run.update(run.draw(step), stats, detailed=logging)
+                run.run_info.setdefault("compile_update_first_step_s", run.update.first_call_s)
+                run.guard.observe(step, "D", stats["loss_d"])
+                run.guard.observe(step, "G", stats["loss_g"])
+                if state.ema is not None:
+                    state.ema.update(state.generator)
+            for k in range(t.d_steps if run.d_cost is not None and run.update is None else 0):
                 batch = discriminator_step(
                     generator, discriminator, state.opt_d, run.d_cost, run.draw(step), stats=stats,
                     detailed=logging and k == t.d_steps - 1, history=state.history.get("d"),
                     weight_clip=cfg.objective.weight_clip)
                 run.guard.observe(step, "D", stats["loss_d"])
-            for k in range(t.g_steps):  # G's first update reuses D's last fake batch
+            for k in range(t.g_steps if run.update is None else 0):
+                # G's first update reuses D's last fake batch
                 # D is only read in G's update: the bare network, which DDP's hooks do not watch
                 generator_step(generator, state.discriminator, state.opt_g, run.g_cost,
                                batch if batch is not None and k == 0 else run.draw(step),
@@ -381,6 +392,9 @@ def check_device_options(cfg: Config, device: torch.device, world: World) -> Non
             raise GankitError(f"train.{field}: {getattr(t, field)!r} is a CUDA option and the "
                               f"device is {device.type}; allowed here: "
                               f"{'float32' if field == 'precision' else 'false'}")
+    if world.distributed and t.compile_update:
+        raise GankitError("torchrun: train.compile_update compiles one process's update (DDP's "
+                          "gradient hooks are not traced); allowed under torchrun: false")
     if world.distributed and (cfg.infogan_on or cfg.semisupervised_on or cfg.conditional_on
                               or cfg.objective.autoencoder_weight):
         raise GankitError("torchrun: infogan, semisupervised, conditional and objective."
@@ -447,14 +461,17 @@ def start(cfg: Config, out: Path, device: torch.device, world: World, *, resume:
     state = TrainState(generator, discriminator, opt_g, opt_d, rng, ema, history)
     d_cost = discriminator_cost(cfg, objective, history.get("d")) \
         if objective.adversarial else None
-    run = Run(cfg, out, device, world, state, stepped, d_cost,
-              generator_cost(cfg, objective, history.get("g")),
+    g_cost = generator_cost(cfg, objective, history.get("g"))
+    run = Run(cfg, out, device, world, state, stepped, d_cost, g_cost,
               Unroll(tricks.unroll_steps, opt_d, d_cost) if tricks.unroll_steps else None,
               batch_sampler(cfg, target if data is None else data, generator, rng, device,
                             labelled=labelled),
               target, {}, io.NullLog(), None, FiniteGuard(device),
               torch.autocast(device.type, torch.bfloat16) if t.precision == "bfloat16"
-              else contextlib.nullcontext(), tuple(callbacks))
+              else contextlib.nullcontext(),
+              CompiledUpdate(generator, discriminator, opt_g, opt_d, d_cost, g_cost)
+              if t.compile_update else None,
+              tuple(callbacks))
     if resume:
         if world.main:
             io.remove_stale_temporaries(out)  # we hold the lock: no one else writes

@@ -1,0 +1,165 @@
+"""``train.compile_update``: a step's D update and G update compiled as one graph.
+
+Eager PyTorch runs a small GAN's step as a few hundred operator calls, each with its
+dispatcher and autograd bookkeeping, and on a CPU that overhead, not the arithmetic, is
+most of the step (``gankit bench throughput`` profiles it). Compiling the networks or
+Adam alone leaves the autograd engine and the seams between them. Here the whole step is
+one function of tensors, which ``torch.compile`` traces into one graph:
+
+- the fake batch G(z), made without gradients, for D's update;
+- D's gradient by ``torch.func.grad`` of D's cost (the step's own ``Cost``) on D's
+  parameters, through ``FunctionalCritic``;
+- G's gradient by ``torch.func.grad`` of G's cost through a second, differentiated pass
+  of G on the same z (the same batch: batch norm in training mode normalises by the
+  batch; its running statistics are updated once, by the first pass);
+- each player's Adam by ``torch.optim.adam.adam`` on the optimizer's own state tensors,
+  so checkpoints, resume and the learning-rate schedule (a tensor filled in place: no
+  recompilation) are those of the eager run.
+
+The second pass of G is work the eager step does not do (it keeps G's graph from D's
+update); on the benchmark's networks it costs less than the overhead removed. Buffers
+are inputs of the transformed functions, so batch norm may update them in place.
+
+The numbers equal the eager step's within float rounding (compiled kernels sum in
+another order), not bit for bit; over a run the two drift apart as any two kernels'
+roundings do. What it cannot trace is refused by the config rules (``NOT_COMPILED``):
+costs that differentiate D in its input (gradient penalty, R1, R2), unrolling,
+historical averaging, weight clipping, extra D or G updates per step, top-k (its k
+changes with the step), torchrun and the other two compile options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, grad_and_value
+from torch.optim.adam import adam
+
+from gankit.nets.stacked import num_seeds
+from gankit.training.costs import Batch, Cost
+from gankit.training.tricks import FunctionalCritic
+
+__all__ = ["CompiledUpdate", "adam_state"]
+
+
+def adam_state(opt: torch.optim.Adam) -> tuple[list, list, list, list]:
+    """(parameters, first moments, second moments, step counts) of a one-group Adam,
+    its state created as ``Adam.step`` creates it where it is still empty."""
+    params = opt.param_groups[0]["params"]
+    for p in params:
+        if not opt.state[p]:
+            opt.state[p] = {"step": torch.tensor(0.0),
+                            "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                            "exp_avg_sq": torch.zeros_like(p,
+                                                           memory_format=torch.preserve_format)}
+    states = [opt.state[p] for p in params]
+    return (params, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+            [s["step"] for s in states])
+
+
+def _adam(opt: torch.optim.Adam, state: tuple, grads: list) -> None:
+    """Adam's update of ``state`` (from ``adam_state``) with ``grads``, in place."""
+    group = opt.param_groups[0]
+    params, exp_avgs, exp_avg_sqs, steps = state
+    b1, b2 = group["betas"]
+    with torch.no_grad():
+        adam(params, grads, exp_avgs, exp_avg_sqs, [], steps, foreach=False,
+             amsgrad=False, beta1=b1, beta2=b2, lr=group["lr"],
+             weight_decay=group["weight_decay"], eps=group["eps"],
+             maximize=False)
+
+
+def _float_buffers(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The module's buffers as inputs of a transformed function: floating ones as they
+    are (updated in place), the others (batch norm's step count) as float copies, which
+    ``_write_back`` returns (exact below 2^24 steps)."""
+    return {n: b if b.is_floating_point() else b.float() for n, b in module.named_buffers()}
+
+
+def _write_back(module: nn.Module, buffers: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for n, b in module.named_buffers():
+            if not b.is_floating_point():
+                b.copy_(buffers[n])
+
+
+class CompiledUpdate:
+    """One D update then one G update on a ``Batch``, as one compiled function.
+
+    ``update(batch, stats, detailed)`` writes ``loss_d`` and ``loss_g`` into ``stats``
+    (and with ``detailed`` mean D(real), mean D(fake) and both gradient norms), as the
+    eager steps do. ``compile = False`` runs the same function eagerly (tests). The
+    first call compiles (tens of seconds on a CPU; ``first_call_s``, which a run's
+    summary.json reports as ``compile_update_first_step_s``); the first logging step's
+    ``detailed`` variant compiles once more.
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module,
+                 opt_g: torch.optim.Adam, opt_d: torch.optim.Adam, d_cost: Cost,
+                 g_cost: Cost, *, compile: bool = True) -> None:
+        self.generator, self.discriminator = generator, discriminator
+        self.opt_g, self.opt_d, self.d_cost, self.g_cost = opt_g, opt_d, d_cost, g_cost
+        self.seeds = num_seeds(discriminator)
+        self.names_g = [n for n, _ in generator.named_parameters()]
+        self.names_d = [n for n, _ in discriminator.named_parameters()]
+        self.first_call_s: float | None = None
+        # (dynamo guards on the instance and its players; a run clears its caches first)
+        self.compiled: Callable = torch.compile(self._update) if compile else self._update
+
+    def __call__(self, batch: Batch, stats: dict, detailed: bool = False) -> None:
+        start = time.perf_counter()
+        # The optimizers' state is read at every call: resume and rollback replace it.
+        out = self.compiled(batch.real, batch.z, batch.codes, batch.labelled, batch.classes,
+                            adam_state(self.opt_d), adam_state(self.opt_g), detailed)
+        stats.update(out)
+        if self.first_call_s is None:  # (the compilation; the run's summary reports it)
+            self.first_call_s = time.perf_counter() - start
+
+    def _update(self, real, z, codes, labelled, classes, state_d, state_g,
+                detailed: bool) -> dict:
+        g, d, seeds = self.generator, self.discriminator, self.seeds
+        batch = Batch(real, z, codes=codes, labelled=labelled, classes=classes)
+        params_g = {n: p.detach() for n, p in zip(self.names_g, state_g[0])}
+        buffers_d = _float_buffers(d)
+        with torch.no_grad():  # the fake batch D's update reads
+            fake = g(z)
+
+        def d_loss(params_d: dict, buffers: dict) -> tuple[torch.Tensor, tuple]:
+            logs: dict = {}
+            loss = self.d_cost(FunctionalCritic(d, {**params_d, **buffers}),
+                               dataclasses.replace(batch, fake=fake), params_d, seeds, logs)
+            return loss, (loss, logs["real_logits"], logs["fake_logits"])
+
+        params_d = {n: p.detach() for n, p in zip(self.names_d, state_d[0])}
+        grads_d, (loss_d, real_logits, fake_logits) = grad(d_loss, has_aux=True)(params_d,
+                                                                                 buffers_d)
+        grads_d_list = [grads_d[n] for n in self.names_d]
+        _adam(self.opt_d, state_d, grads_d_list)
+
+        # G's cost on D after its update (Adam wrote into the same tensors). G's forward
+        # runs again, differentiated: its output is the same batch (batch norm in training
+        # mode normalises by the batch), and its running statistics, already updated
+        # by the first pass, go to copies that are dropped.
+        def g_loss(params: dict, buffers_g: dict, buffers: dict) -> torch.Tensor:
+            x = functional_call(g, (params, buffers_g), (z,))
+            return self.g_cost(FunctionalCritic(d, {**params_d, **buffers}),
+                               dataclasses.replace(batch, fake=x), params, seeds)
+
+        spare = {n: b.clone() for n, b in g.named_buffers()}
+        grads_g, loss_g = grad_and_value(g_loss)(params_g, spare, buffers_d)
+        grads_g_list = [grads_g[n] for n in self.names_g]
+        _write_back(d, buffers_d)
+        _adam(self.opt_g, state_g, grads_g_list)
+        out = {"loss_d": loss_d, "loss_g": loss_g}
+        if seeds > 1:  # (the costs are sums over seeds; stats are means, as eager)
+            out = {k: v / seeds for k, v in out.items()}
+        if detailed:
+            out.update(d_real=torch.sigmoid(real_logits).mean(),
+                       d_fake=torch.sigmoid(fake_logits).mean(),
+                       grad_norm_d=torch.nn.utils.get_total_norm(grads_d_list),
+                       grad_norm_g=torch.nn.utils.get_total_norm(grads_g_list))
+        return out

@@ -5,12 +5,12 @@ the whole update compiled, held to the eager step the same way."""
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import torch
 import torch._dynamo.utils
 
-from conftest import TINY
 from gankit.build import build_objective, build_players, build_target
 from gankit.config import load_config
 from gankit.errors import GankitError
@@ -96,8 +96,8 @@ def _pair(cfg):
     ["data.name='digits'", "model.generator='dcgan'", "model.discriminator='dcgan'",
      "model.d_norm='batch'", "model.d_hidden=32", "tricks.pack=2", "objective.name='rpgan'"],
 ])
-def test_the_update_function_is_the_eager_step(overrides):
-    cfg = load_config(None, [*TINY, *overrides, "train.compile_update=true"])
+def test_the_update_function_is_the_eager_step(overrides, tiny):
+    cfg = load_config(None, [*tiny, *overrides, "train.compile_update=true"])
     target, (eager, ours), (opt_e, opt_o), (d_cost, g_cost) = _pair(cfg)
     update = CompiledUpdate(*ours, *opt_o, d_cost, g_cost, compile=False)  # the same function
     rng = torch.Generator().manual_seed(1)
@@ -122,8 +122,8 @@ def test_the_update_function_is_the_eager_step(overrides):
     assert int(opt_o[0].state[next(ours[0].parameters())]["step"]) == 3
 
 
-def test_compiled_update_trains_like_eager_compiles_twice_and_resumes_exactly(tmp_path):
-    run = [*TINY, "data.name='grid25'", "train.seeds=2", "train.lr_schedule='linear'",
+def test_compiled_update_trains_like_eager_compiles_twice_and_resumes_exactly(tmp_path, tiny):
+    run = [*tiny, "data.name='grid25'", "train.seeds=2", "train.lr_schedule='linear'",
            "train.log_every=2", "tricks.generator_ema=0.9"]
     compiled = run + ["train.compile_update=true"]
     train(load_config(None, run), tmp_path / "eager", progress=False)
@@ -160,12 +160,41 @@ def test_compiled_update_trains_like_eager_compiles_twice_and_resumes_exactly(tm
         ("tricks.top_k", "tricks.top_k=0.99"),
         ("train.d_steps", "train.d_steps=2"),
         ("train.g_steps", "train.g_steps=2"))])
-def test_what_the_compiled_update_cannot_trace_is_one_line(field, override):
+def test_what_the_compiled_update_cannot_trace_is_one_line(field, override, tiny):
     assert {f for f, _, _ in NOT_COMPILED} >= {field}
-    cfg = load_config(None, [*TINY, override])  # fine without compile_update
+    cfg = load_config(None, [*tiny, override])  # fine without compile_update
     assert not [p for p in combination_problems(cfg) if "compile_update" in p]
     with pytest.raises(GankitError) as e:
-        load_config(None, [*TINY, override, "train.compile_update=true"])
+        load_config(None, [*tiny, override, "train.compile_update=true"])
     problem = str(e.value)
     assert problem.startswith(f"{field}: ") and "train.compile_update" in problem
     assert "\n" not in problem
+
+
+def test_the_compiled_recipe_config_is_the_recipe_compiled():
+    configs = Path(__file__).parent.parent / "configs"
+    base = load_config(configs / "grid25-recipe-10seeds.toml").to_dict()
+    ours = load_config(configs / "grid25-recipe-10seeds-compiled.toml").to_dict()
+    assert ours["train"].pop("compile_update") and not base["train"].pop("compile_update")
+    assert ours == base
+
+
+@pytest.mark.parametrize("config, overrides", [
+    ("grid25-infogan.toml", []),
+    ("digits-conditional.toml", []),
+    ("digits-conditional.toml", ["conditional.method='acgan'"]),
+])
+def test_the_compiled_update_runs_the_extra_terms_like_eager(tmp_path, monkeypatch, config,
+                                                             overrides, tiny):
+    """InfoGAN's information term, the projection head and AC-GAN's class terms, through
+    the loop (torch.compile replaced by the function itself: the wiring, not inductor)."""
+    monkeypatch.setattr(torch, "compile", lambda f, **kwargs: f)
+    path = Path(__file__).parent.parent / "configs" / config
+    run = [*tiny, *overrides, "train.steps=3", "train.log_every=1"]
+    for name, extra in (("eager", []), ("ours", ["train.compile_update=true"])):
+        train(load_config(path, run + extra), tmp_path / name, progress=False)
+    eager, ours = (read_metrics(tmp_path / n / "metrics.jsonl") for n in ("eager", "ours"))
+    assert len(eager) == len(ours) == 3
+    for a, b in zip(eager, ours):
+        for k in ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"):
+            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), k

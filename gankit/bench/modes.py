@@ -283,39 +283,45 @@ def format_modes(r: dict) -> str:
 
 
 def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100, *,
-                compiled: bool = True) -> dict:
+                compiled: bool = True, repeats: int = 3) -> dict:
     """Wall time of ``seeds`` sequential single-seed runs against one ``seeds``-seed run,
     for the toy MLP and for the recipe's networks, at batch ``batch`` (``compiled``: and
-    the together run with ``train.compile_optimizer`` and with ``train.compile_update``)."""
+    the together run with ``train.compile_optimizer`` and with ``train.compile_update``).
+    Each time is the best of ``repeats`` rounds, every round running all of them in turn
+    (single timings on a shared 2-core machine vary by ±25%)."""
 
     models = {"toy MLP 2x128": (None, TOY), "gankit recipe": (recipe_path(), [])}
+    variants = COMPILE_VARIANTS if compiled else {"": ()}
     rows = []
     for name, (path, overrides) in models.items():
         base = overrides + [f"train.batch_size={batch}", "train.snapshot_every=0",
                             "train.eval_samples=100", f"train.checkpoint_every={steps}",
                             "train.device='cpu'"]
-        # each run timed after its first tenth (start-up, warm-up, compilation), scaled
-        # to all its steps
-        sequential = sum(steps / steady_steps_per_s(path, base + [f"train.seed={s}"], steps)
-                         for s in range(seeds))
         # the S-seed step's matrix products alone: however little else the step did, the
         # seeds together could not beat sequential / this
         matmuls = steps * matmul_seconds_per_step(path, base + [f"train.seeds={seeds}",
                                                                 f"train.steps={steps}"])
-        for label, extra in (COMPILE_VARIANTS if compiled else {"": ()}).items():
-            together = steps / steady_steps_per_s(
-                path, base + [f"train.seeds={seeds}", *extra], steps)
-            rows.append({"model": name + label,
-                         "sequential_s": sequential, "together_s": together,
-                         "speedup": sequential / together, "matmuls_alone_s": matmuls,
-                         "speedup_bound": sequential / matmuls})
-    return {"seeds": seeds, "steps": steps, "batch": batch, "rows": rows,
+        sequential, together = float("inf"), dict.fromkeys(variants, float("inf"))
+        for _ in range(repeats):
+            # each run timed after its first tenth (start-up, warm-up, compilation),
+            # scaled to all its steps
+            sequential = min(sequential, sum(
+                steps / steady_steps_per_s(path, base + [f"train.seed={s}"], steps)
+                for s in range(seeds)))
+            for label, extra in variants.items():
+                together[label] = min(together[label], steps / steady_steps_per_s(
+                    path, base + [f"train.seeds={seeds}", *extra], steps))
+        rows += [{"model": name + label, "sequential_s": sequential, "together_s": t,
+                  "speedup": sequential / t, "matmuls_alone_s": matmuls,
+                  "speedup_bound": sequential / matmuls} for label, t in together.items()]
+    return {"seeds": seeds, "steps": steps, "batch": batch, "rows": rows, "repeats": repeats,
             "matmul_gflops": matmul_gflops(), "threads": torch.get_num_threads()}
 
 
 def format_seeds(r: dict) -> str:
     lines = [f"{r['seeds']} seeds × {r['steps']} steps at batch {r['batch']} "
-             f"({r['threads']} threads; float32 matmul {r['matmul_gflops']:.0f} GFLOP/s)",
+             f"({r['threads']} threads; float32 matmul {r['matmul_gflops']:.0f} GFLOP/s; "
+             f"best of {r.get('repeats', 1)} rounds)",
              f"{'model':<33} {'sequential s':>12} {'together s':>10} {'speedup':>8} "
              f"{'its matmuls alone s':>19} {'bound':>7}"]
     for row in r["rows"]:

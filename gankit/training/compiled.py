@@ -6,19 +6,17 @@ most of the step (``gankit bench throughput`` profiles it). Compiling the networ
 Adam alone leaves the autograd engine and the seams between them. Here the whole step is
 one function of tensors, which ``torch.compile`` traces into one graph:
 
-- the fake batch G(z), made without gradients, for D's update;
+- G's forward pass once, by ``torch.func.vjp``: D's update reads the fake batch as data,
+  and G's update pulls D's gradient at the fake batch back through the same pass (the
+  eager step shares it the same way);
 - D's gradient by ``torch.func.grad`` of D's cost (the step's own ``Cost``) on D's
-  parameters, through ``FunctionalCritic``;
-- G's gradient by ``torch.func.grad`` of G's cost through a second, differentiated pass
-  of G on the same z (the same batch: batch norm in training mode normalises by the
-  batch; its running statistics are updated once, by the first pass);
+  parameters, through ``FunctionalCritic``; G's cost differentiated in the fake batch;
 - each player's Adam by ``torch.optim.adam.adam`` on the optimizer's own state tensors,
   so checkpoints, resume and the learning-rate schedule (a tensor filled in place: no
   recompilation) are those of the eager run.
 
-The second pass of G is work the eager step does not do (it keeps G's graph from D's
-update); on the benchmark's networks it costs less than the overhead removed. Buffers
-are inputs of the transformed functions, so batch norm may update them in place.
+Batch norm's running statistics are updated as in the eager step, once per forward pass:
+each transformed function works on copies of the buffers and returns them.
 
 The numbers equal the eager step's within float rounding (compiled kernels sum in
 another order), not bit for bit; over a run the two drift apart as any two kernels'
@@ -36,7 +34,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, grad_and_value
+from torch.func import functional_call, grad, grad_and_value, vjp
 from torch.optim.adam import adam
 
 from gankit.nets.stacked import num_seeds
@@ -73,18 +71,17 @@ def _adam(opt: torch.optim.Adam, state: tuple, grads: list) -> None:
              maximize=False)
 
 
-def _float_buffers(module: nn.Module) -> dict[str, torch.Tensor]:
-    """The module's buffers as inputs of a transformed function: floating ones as they
-    are (updated in place), the others (batch norm's step count) as float copies, which
-    ``_write_back`` returns (exact below 2^24 steps)."""
-    return {n: b if b.is_floating_point() else b.float() for n, b in module.named_buffers()}
+def _buffers(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the module's buffers (batch norm's running statistics), to be made inside
+    a function transformed by torch.func: it may update tensors it made, not ones it closes
+    over. The caller returns them and ``_copy_buffers`` writes them back."""
+    return {n: b.clone() for n, b in module.named_buffers()}
 
 
-def _write_back(module: nn.Module, buffers: dict[str, torch.Tensor]) -> None:
+def _copy_buffers(module: nn.Module, buffers: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():
         for n, b in module.named_buffers():
-            if not b.is_floating_point():
-                b.copy_(buffers[n])
+            b.copy_(buffers[n])
 
 
 class CompiledUpdate:
@@ -124,35 +121,37 @@ class CompiledUpdate:
         g, d, seeds = self.generator, self.discriminator, self.seeds
         batch = Batch(real, z, codes=codes, labelled=labelled, classes=classes)
         params_g = {n: p.detach() for n, p in zip(self.names_g, state_g[0])}
-        buffers_d = _float_buffers(d)
-        with torch.no_grad():  # the fake batch D's update reads
-            fake = g(z)
-
-        def d_loss(params_d: dict, buffers: dict) -> tuple[torch.Tensor, tuple]:
-            logs: dict = {}
-            loss = self.d_cost(FunctionalCritic(d, {**params_d, **buffers}),
-                               dataclasses.replace(batch, fake=fake), params_d, seeds, logs)
-            return loss, (loss, logs["real_logits"], logs["fake_logits"])
-
         params_d = {n: p.detach() for n, p in zip(self.names_d, state_d[0])}
-        grads_d, (loss_d, real_logits, fake_logits) = grad(d_loss, has_aux=True)(params_d,
-                                                                                 buffers_d)
+
+        def g_forward(params: dict) -> tuple[torch.Tensor, dict]:
+            buffers = _buffers(g)
+            return functional_call(g, (params, buffers), (z,)), buffers
+
+        # G(z) once: D's update reads it as data, G's pulls its gradient back through it
+        fake, pull_back, buffers_g = vjp(g_forward, params_g, has_aux=True)
+        _copy_buffers(g, buffers_g)
+
+        def d_loss(params: dict) -> tuple[torch.Tensor, tuple]:
+            logs, buffers = {}, _buffers(d)
+            loss = self.d_cost(FunctionalCritic(d, {**params, **buffers}),
+                               dataclasses.replace(batch, fake=fake), params, seeds, logs)
+            return loss, (loss, logs["real_logits"], logs["fake_logits"], buffers)
+
+        grads_d, (loss_d, real_logits, fake_logits, buffers_d) = grad(
+            d_loss, has_aux=True)(params_d)
+        _copy_buffers(d, buffers_d)
         grads_d_list = [grads_d[n] for n in self.names_d]
         _adam(self.opt_d, state_d, grads_d_list)
 
-        # G's cost on D after its update (Adam wrote into the same tensors). G's forward
-        # runs again, differentiated: its output is the same batch (batch norm in training
-        # mode normalises by the batch), and its running statistics, already updated
-        # by the first pass, go to copies that are dropped.
-        def g_loss(params: dict, buffers_g: dict, buffers: dict) -> torch.Tensor:
-            x = functional_call(g, (params, buffers_g), (z,))
+        def g_loss(x: torch.Tensor) -> tuple[torch.Tensor, dict]:  # on D after its update
+            buffers = _buffers(d)
             return self.g_cost(FunctionalCritic(d, {**params_d, **buffers}),
-                               dataclasses.replace(batch, fake=x), params, seeds)
+                               dataclasses.replace(batch, fake=x), params_g, seeds), buffers
 
-        spare = {n: b.clone() for n, b in g.named_buffers()}
-        grads_g, loss_g = grad_and_value(g_loss)(params_g, spare, buffers_d)
+        grad_fake, (loss_g, buffers_d) = grad_and_value(g_loss, has_aux=True)(fake)
+        _copy_buffers(d, buffers_d)
+        (grads_g,) = pull_back(grad_fake)
         grads_g_list = [grads_g[n] for n in self.names_g]
-        _write_back(d, buffers_d)
         _adam(self.opt_g, state_g, grads_g_list)
         out = {"loss_d": loss_d, "loss_g": loss_g}
         if seeds > 1:  # (the costs are sums over seeds; stats are means, as eager)

@@ -56,7 +56,7 @@ def make_optimizers(cfg: Config, generator, discriminator):
     tensor changed in place (``set_learning_rates``) so the schedule never recompiles it."""
     t = cfg.train
     if t.compile_optimizer or t.compile_update:
-        # Each optimizer compiles its own graph of Adam.step (dynamo guards on the
+        # Each optimizer (or update) compiles its own graph (dynamo guards on the
         # instance); past 8 in one process (runs of a benchmark, AdaGAN's components)
         # dynamo would silently run the rest eagerly. A run starts from clean caches.
         torch._dynamo.reset()
@@ -199,30 +199,31 @@ def train_loop(run: Run, *, progress: bool = True, stop_after: int | None = None
         set_learning_rates(state, t)
         logging = step % t.log_every == 0 or step == t.steps
         with run.autocast:  # bfloat16 only with train.precision = "bfloat16"
-            batch = None
-            if run.update is not None:  # train.compile_update: the two loops below, compiled
+            if run.update is not None:  # train.compile_update: the updates below, compiled
                 run.update(run.draw(step), stats, detailed=logging)
                 run.run_info.setdefault("compile_update_first_step_s", run.update.first_call_s)
                 run.guard.observe(step, "D", stats["loss_d"])
                 run.guard.observe(step, "G", stats["loss_g"])
                 if state.ema is not None:
                     state.ema.update(state.generator)
-            for k in range(t.d_steps if run.d_cost is not None and run.update is None else 0):
-                batch = discriminator_step(
-                    generator, discriminator, state.opt_d, run.d_cost, run.draw(step), stats=stats,
-                    detailed=logging and k == t.d_steps - 1, history=state.history.get("d"),
-                    weight_clip=cfg.objective.weight_clip)
-                run.guard.observe(step, "D", stats["loss_d"])
-            for k in range(t.g_steps if run.update is None else 0):
-                # G's first update reuses D's last fake batch
-                # D is only read in G's update: the bare network, which DDP's hooks do not watch
-                generator_step(generator, state.discriminator, state.opt_g, run.g_cost,
-                               batch if batch is not None and k == 0 else run.draw(step),
-                               stats=stats, detailed=logging and k == t.g_steps - 1,
-                               history=state.history.get("g"), unroll=run.unroll)
-                run.guard.observe(step, "G", stats["loss_g"])
-                if state.ema is not None:  # (an average of G's iterates: one per update)
-                    state.ema.update(state.generator)
+            else:
+                batch = None
+                for k in range(t.d_steps if run.d_cost is not None else 0):
+                    batch = discriminator_step(
+                        generator, discriminator, state.opt_d, run.d_cost, run.draw(step),
+                        stats=stats, detailed=logging and k == t.d_steps - 1,
+                        history=state.history.get("d"), weight_clip=cfg.objective.weight_clip)
+                    run.guard.observe(step, "D", stats["loss_d"])
+                for k in range(t.g_steps):  # G's first update reuses D's last fake batch
+                    # D is only read in G's update: the bare network, which DDP's hooks do
+                    # not watch
+                    generator_step(generator, state.discriminator, state.opt_g, run.g_cost,
+                                   batch if batch is not None and k == 0 else run.draw(step),
+                                   stats=stats, detailed=logging and k == t.g_steps - 1,
+                                   history=state.history.get("g"), unroll=run.unroll)
+                    run.guard.observe(step, "G", stats["loss_g"])
+                    if state.ema is not None:  # (an average of G's iterates: one per update)
+                        state.ema.update(state.generator)
         notify(run, "on_step_end", stats)
         stopping = distributed.any_rank(bool(stop), run.world)  # all ranks stop at one step
         checkpointing = step % t.checkpoint_every == 0 or step in (t.steps, stop_after) \

@@ -89,8 +89,9 @@ class FunctionalCritic:
     def __init__(self, module: nn.Module, params: dict[str, torch.Tensor]) -> None:
         self.module, self.params = module, params
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.module, self.params, (x,))
+    def __call__(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
+        # (kwargs: a conditional D's classes y)
+        return functional_call(self.module, self.params, (x,), kwargs)
 
     def call_method(self, name: str, x: torch.Tensor):
         view = MethodView(self.module, name)

@@ -148,18 +148,17 @@ def test_compiled_update_trains_like_eager_compiles_twice_and_resumes_exactly(tm
 
 
 @pytest.mark.parametrize("field, override", [
-    (field, override) for field, override in (
-        ("train.compile", "train.compile=true"),
-        ("train.compile_optimizer", "train.compile_optimizer=true"),
-        ("objective.name", "objective.name='wasserstein_gp'"),
-        ("objective.r1", "objective.r1=1.0"),
-        ("objective.r2", "objective.r2=1.0"),
-        ("objective.weight_clip", "objective.weight_clip=0.01"),
-        ("tricks.unroll_steps", "tricks.unroll_steps=2"),
-        ("tricks.historical_averaging", "tricks.historical_averaging=0.1"),
-        ("tricks.top_k", "tricks.top_k=0.99"),
-        ("train.d_steps", "train.d_steps=2"),
-        ("train.g_steps", "train.g_steps=2"))])
+    ("train.compile", "train.compile=true"),
+    ("train.compile_optimizer", "train.compile_optimizer=true"),
+    ("objective.name", "objective.name='wasserstein_gp'"),
+    ("objective.r1", "objective.r1=1.0"),
+    ("objective.r2", "objective.r2=1.0"),
+    ("objective.weight_clip", "objective.weight_clip=0.01"),
+    ("tricks.unroll_steps", "tricks.unroll_steps=2"),
+    ("tricks.historical_averaging", "tricks.historical_averaging=0.1"),
+    ("tricks.top_k", "tricks.top_k=0.99"),
+    ("train.d_steps", "train.d_steps=2"),
+    ("train.g_steps", "train.g_steps=2")])
 def test_what_the_compiled_update_cannot_trace_is_one_line(field, override, tiny):
     assert {f for f, _, _ in NOT_COMPILED} >= {field}
     cfg = load_config(None, [*tiny, override])  # fine without compile_update

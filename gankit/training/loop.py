@@ -55,14 +55,15 @@ def make_optimizers(cfg: Config, generator, discriminator):
     ``train.compile_optimizer`` a step compiled by torch.compile, whose learning rate is a
     tensor changed in place (``set_learning_rates``) so the schedule never recompiles it."""
     t = cfg.train
-    if t.compile_optimizer or t.compile_update:
+    compiled = t.compile_optimizer or t.compile_update  # (both step Adam on a tensor lr)
+    if compiled:
         # Each optimizer (or update) compiles its own graph (dynamo guards on the
         # instance); past 8 in one process (runs of a benchmark, AdaGAN's components)
         # dynamo would silently run the rest eagerly. A run starts from clean caches.
         torch._dynamo.reset()
 
     def adam(module, lr: float, betas: list[float]) -> torch.optim.Adam:
-        if not (t.compile_optimizer or t.compile_update):
+        if not compiled:
             return torch.optim.Adam(module.parameters(), lr=lr, betas=tuple(betas), fused=True)
         opt = torch.optim.Adam(module.parameters(), lr=torch.tensor(lr), betas=tuple(betas),
                                foreach=False)
@@ -201,7 +202,6 @@ def train_loop(run: Run, *, progress: bool = True, stop_after: int | None = None
         with run.autocast:  # bfloat16 only with train.precision = "bfloat16"
             if run.update is not None:  # train.compile_update: the updates below, compiled
                 run.update(run.draw(step), stats, detailed=logging)
-                run.run_info.setdefault("compile_update_first_step_s", run.update.first_call_s)
                 run.guard.observe(step, "D", stats["loss_d"])
                 run.guard.observe(step, "G", stats["loss_g"])
                 if state.ema is not None:
@@ -250,6 +250,9 @@ def train_loop(run: Run, *, progress: bool = True, stop_after: int | None = None
     bar.close()
     if not run.world.main:
         return None
+    if run.update is not None and run.update.first_call_s is not None:
+        # (this process's compilation, for the summary)
+        run.run_info["compile_update_first_step_s"] = run.update.first_call_s
     return Trained(state.sampler, state.discriminator, run.target, run.run_info,
                    time.perf_counter() - wall0, cfg)
 

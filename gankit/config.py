@@ -202,6 +202,10 @@ class TrainConfig:
                                 help="torch.compile each step's D and G updates (forward, "
                                      "backward, Adam) as one graph, written with torch.func; "
                                      "the first step compiles (tens of seconds on a CPU)")
+    cuda_graphs: bool = spec(False,
+                             help="with compile_update on CUDA: replay each step's compiled "
+                                  "update as a CUDA graph (torch.compile's reduce-overhead "
+                                  "mode; Adam's state on the GPU)")
     precision: str = spec("float32", choices=("float32", "bfloat16"),
                           help="bfloat16: autocast on CUDA")
     channels_last: bool = spec(False,

@@ -83,6 +83,9 @@ RULES: list[Rule] = [
            lambda c, f=field, a=allowed: f"{_value(c, f)!r} with train.compile_update; "
                                          f"allowed with it: {a}")
       for field, bad, allowed in NOT_COMPILED],
+    Rule("train.cuda_graphs", lambda c: c.train.cuda_graphs and not c.train.compile_update,
+         lambda c: "true replays the compiled update and train.compile_update = false; "
+                   "allowed: false, or train.compile_update = true"),
     Rule("tricks.generator_ema_rampup",
          lambda c: c.tricks.generator_ema_rampup and not c.tricks.generator_ema,
          lambda c: "true needs the moving average of G's weights, and tricks.generator_ema = 0 "

@@ -197,3 +197,40 @@ def test_the_compiled_update_runs_the_extra_terms_like_eager(tmp_path, monkeypat
     for a, b in zip(eager, ours):
         for k in ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"):
             assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), k
+
+
+def test_cuda_graphs_are_refused_off_cuda_and_need_the_compiled_update(tmp_path, tiny):
+    with pytest.raises(GankitError) as e:
+        load_config(None, [*tiny, "train.cuda_graphs=true"])
+    assert str(e.value).startswith("train.cuda_graphs: ") and "compile_update" in str(e.value)
+    cfg = load_config(None, [*tiny, "train.cuda_graphs=true", "train.compile_update=true",
+                             "train.device='cpu'"])
+    with pytest.raises(GankitError, match=r"^train.cuda_graphs: True is a CUDA option and the "
+                                          r"device is cpu; allowed here: false$"):
+        train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_the_cuda_graph_update_on_a_cpu_is_the_compiled_update(tiny):
+    """The CUDA-graph variant's own code (static marks, per-step begin, copied outputs)
+    runs on a CPU, where torch.compile's reduce-overhead mode records no graph: the same
+    numbers as the eager step."""
+    cfg = load_config(None, [*tiny, "data.name='grid25'", "train.compile_update=true"])
+    target, (eager, ours), (opt_e, opt_o), (d_cost, g_cost) = _pair(cfg)
+    update = CompiledUpdate(*ours, *opt_o, d_cost, g_cost, cuda_graphs=True)
+    rng = torch.Generator().manual_seed(1)
+    kept = []
+    for _ in range(3):
+        n = cfg.train.batch_size
+        batch = Batch(target.sample(n, rng), torch.randn(n, cfg.model.z_dim, generator=rng))
+        want, got = {}, {}
+        fake = discriminator_step(*eager, opt_e[1], d_cost, batch, stats=want)
+        generator_step(*eager, opt_e[0], g_cost, fake, stats=want)
+        update(batch, got)
+        kept.append((got["loss_d"], want["loss_d"]))
+        torch.testing.assert_close(got["loss_g"], want["loss_g"], rtol=1e-4, atol=1e-6)
+    for got, want in kept:  # a step's statistics outlive the next steps (copied out)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    for a, b in zip(eager, ours):
+        for p, q in zip(a.parameters(), b.parameters()):
+            torch.testing.assert_close(q, p, rtol=0, atol=1e-5)

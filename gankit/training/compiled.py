@@ -24,6 +24,14 @@ roundings do. What it cannot trace is refused by the config rules (``NOT_COMPILE
 costs that differentiate D in its input (gradient penalty, R1, R2), unrolling,
 historical averaging, weight clipping, extra D or G updates per step, top-k (its k
 changes with the step), torchrun and the other two compile options.
+
+With ``cuda_graphs`` (``train.cuda_graphs``, CUDA only) the compiled update is also
+recorded once as a CUDA graph and replayed at every step (torch.compile's
+"reduce-overhead" mode), which removes the kernel launches' cost as well. A replay may
+only write tensors whose addresses stay fixed: the parameters, batch norm's buffers and
+Adam's state (capturable: its step counts and learning rate on the GPU) are marked
+static; the batch is copied into the graph's own inputs; the statistics it returns are
+copied out, since the next replay overwrites them.
 """
 
 from __future__ import annotations
@@ -66,7 +74,7 @@ def _adam(opt: torch.optim.Adam, state: tuple, grads: list) -> None:
     b1, b2 = group["betas"]
     with torch.no_grad():
         adam(params, grads, exp_avgs, exp_avg_sqs, [], steps, foreach=False,
-             amsgrad=False, beta1=b1, beta2=b2, lr=group["lr"],
+             capturable=group["capturable"], amsgrad=False, beta1=b1, beta2=b2, lr=group["lr"],
              weight_decay=group["weight_decay"], eps=group["eps"],
              maximize=False)
 
@@ -92,29 +100,48 @@ class CompiledUpdate:
     eager steps do. ``compile = False`` runs the same function eagerly (tests). The
     first call compiles (tens of seconds on a CPU; ``first_call_s``, which a run's
     summary.json reports as ``compile_update_first_step_s``); the first logging step's
-    ``detailed`` variant compiles once more.
+    ``detailed`` variant compiles once more. ``cuda_graphs``: compiled in
+    "reduce-overhead" mode (CUDA graphs on a GPU; on a CPU torch.compile records none).
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module,
                  opt_g: torch.optim.Adam, opt_d: torch.optim.Adam, d_cost: Cost,
-                 g_cost: Cost, *, compile: bool = True) -> None:
+                 g_cost: Cost, *, compile: bool = True, cuda_graphs: bool = False) -> None:
         self.generator, self.discriminator = generator, discriminator
         self.opt_g, self.opt_d, self.d_cost, self.g_cost = opt_g, opt_d, d_cost, g_cost
         self.seeds = num_seeds(discriminator)
         self.names_g = [n for n, _ in generator.named_parameters()]
         self.names_d = [n for n, _ in discriminator.named_parameters()]
         self.first_call_s: float | None = None
+        self.cuda_graphs = cuda_graphs
         # (dynamo guards on the instance and its players; a run clears its caches first)
-        self.compiled: Callable = torch.compile(self._update) if compile else self._update
+        self.compiled: Callable = torch.compile(
+            self._update, mode="reduce-overhead" if cuda_graphs else None) \
+            if compile else self._update
 
     def __call__(self, batch: Batch, stats: dict, detailed: bool = False) -> None:
         start = time.perf_counter()
         # The optimizers' state is read at every call: resume and rollback replace it.
+        state_d, state_g = adam_state(self.opt_d), adam_state(self.opt_g)
+        if self.cuda_graphs:
+            self._mark_static(state_d, state_g)
+            torch.compiler.cudagraph_mark_step_begin()  # (the last step's outputs are read)
         out = self.compiled(batch.real, batch.z, batch.codes, batch.labelled, batch.classes,
-                            adam_state(self.opt_d), adam_state(self.opt_g), detailed)
+                            state_d, state_g, detailed)
+        if self.cuda_graphs:  # (the next replay writes over the graph's outputs)
+            out = {k: v.clone() for k, v in out.items()}
         stats.update(out)
         if self.first_call_s is None:  # (the compilation; the run's summary reports it)
             self.first_call_s = time.perf_counter() - start
+
+    def _mark_static(self, *states: tuple) -> None:
+        """Tell the CUDA graph that what the update writes stays at its address (a
+        resume's new tensors are recorded again, not recompiled)."""
+        tensors = [t for state in states for group in state for t in group]
+        tensors += [*self.generator.buffers(), *self.discriminator.buffers()]
+        tensors += [opt.param_groups[0]["lr"] for opt in (self.opt_d, self.opt_g)]
+        for t in tensors:
+            torch._dynamo.mark_static_address(t)
 
     def _update(self, real, z, codes, labelled, classes, state_d, state_g,
                 detailed: bool) -> dict:

@@ -65,8 +65,10 @@ def make_optimizers(cfg: Config, generator, discriminator):
     def adam(module, lr: float, betas: list[float]) -> torch.optim.Adam:
         if not compiled:
             return torch.optim.Adam(module.parameters(), lr=lr, betas=tuple(betas), fused=True)
-        opt = torch.optim.Adam(module.parameters(), lr=torch.tensor(lr), betas=tuple(betas),
-                               foreach=False)
+        # (CUDA graphs: the learning rate and step counts on the GPU, as Adam's capturable)
+        device = next(module.parameters()).device if t.cuda_graphs else None
+        opt = torch.optim.Adam(module.parameters(), lr=torch.tensor(lr, device=device),
+                               betas=tuple(betas), foreach=False, capturable=t.cuda_graphs)
         if t.compile_optimizer:  # (the instance's step: state_dict is unchanged)
             opt.step = torch.compile(opt.step)
         return opt  # (compile_update: its compiled step runs Adam on this state)
@@ -391,7 +393,8 @@ def open_logs(run: Run, keep_until_step: int | None) -> None:
 
 def check_device_options(cfg: Config, device: torch.device, world: World) -> None:
     t = cfg.train
-    for field, on in (("precision", t.precision == "bfloat16"), ("channels_last", t.channels_last)):
+    for field, on in (("precision", t.precision == "bfloat16"), ("channels_last", t.channels_last),
+                      ("cuda_graphs", t.cuda_graphs)):
         if on and device.type != "cuda":
             raise GankitError(f"train.{field}: {getattr(t, field)!r} is a CUDA option and the "
                               f"device is {device.type}; allowed here: "
@@ -473,8 +476,8 @@ def start(cfg: Config, out: Path, device: torch.device, world: World, *, resume:
               target, {}, io.NullLog(), None, FiniteGuard(device),
               torch.autocast(device.type, torch.bfloat16) if t.precision == "bfloat16"
               else contextlib.nullcontext(),
-              CompiledUpdate(generator, discriminator, opt_g, opt_d, d_cost, g_cost)
-              if t.compile_update else None,
+              CompiledUpdate(generator, discriminator, opt_g, opt_d, d_cost, g_cost,
+                             cuda_graphs=t.cuda_graphs) if t.compile_update else None,
               tuple(callbacks))
     if resume:
         if world.main:

@@ -46,7 +46,8 @@ def test_seeds_table_runs_and_its_bound_holds():
     assert [row["model"] for row in r["rows"]] == ["toy MLP 2x128", "gankit recipe"]
     for row in r["rows"]:  # the run's own steps include its products
         assert 0 < row["matmuls_alone_s"] < row["together_s"]
-        assert row["speedup"] < row["speedup_bound"]
+        assert 0 < row["draws_alone_s"] < row["together_s"]
+        assert row["speedup"] < row["speedup_bound_with_draws"] < row["speedup_bound"]
     assert "bound" in format_seeds(r)
 
 

@@ -22,6 +22,7 @@ from gankit.adagan import train_adagan
 from gankit.bench.throughput import (
     COMPILE_VARIANTS,
     TOY,
+    draw_seconds_per_step,
     matmul_gflops,
     matmul_seconds_per_step,
     steady_steps_per_s,
@@ -299,8 +300,10 @@ def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100, *,
                             "train.device='cpu'"]
         # the S-seed step's matrix products alone: however little else the step did, the
         # seeds together could not beat sequential / this
-        matmuls = steps * matmul_seconds_per_step(path, base + [f"train.seeds={seeds}",
-                                                                f"train.steps={steps}"])
+        together_run = base + [f"train.seeds={seeds}", f"train.steps={steps}"]
+        matmuls = steps * matmul_seconds_per_step(path, together_run)
+        # and its seeds' own random draws (each seed's stream, as its single run draws)
+        draws = steps * draw_seconds_per_step(path, together_run)
         sequential, together = float("inf"), dict.fromkeys(variants, float("inf"))
         for _ in range(repeats):
             # each run timed after its first tenth (start-up, warm-up, compilation),
@@ -313,7 +316,9 @@ def seeds_speed(seeds: int = 10, steps: int = 500, batch: int = 100, *,
                     path, base + [f"train.seeds={seeds}", *extra], steps))
         rows += [{"model": name + label, "sequential_s": sequential, "together_s": t,
                   "speedup": sequential / t, "matmuls_alone_s": matmuls,
-                  "speedup_bound": sequential / matmuls} for label, t in together.items()]
+                  "speedup_bound": sequential / matmuls, "draws_alone_s": draws,
+                  "speedup_bound_with_draws": sequential / (matmuls + draws)}
+                 for label, t in together.items()]
     return {"seeds": seeds, "steps": steps, "batch": batch, "rows": rows, "repeats": repeats,
             "matmul_gflops": matmul_gflops(), "threads": torch.get_num_threads()}
 
@@ -323,14 +328,19 @@ def format_seeds(r: dict) -> str:
              f"({r['threads']} threads; float32 matmul {r['matmul_gflops']:.0f} GFLOP/s; "
              f"best of {r.get('repeats', 1)} rounds)",
              f"{'model':<33} {'sequential s':>12} {'together s':>10} {'speedup':>8} "
-             f"{'its matmuls alone s':>19} {'bound':>7}"]
+             f"{'its matmuls alone s':>19} {'bound':>7} {'its draws alone s':>17} "
+             f"{'bound with draws':>16}"]
     for row in r["rows"]:
         lines.append(f"{row['model']:<33} {row['sequential_s']:>12.1f} "
                      f"{row['together_s']:>10.1f} {row['speedup']:>7.2f}x "
-                     f"{row['matmuls_alone_s']:>19.1f} {row['speedup_bound']:>6.2f}x")
+                     f"{row['matmuls_alone_s']:>19.1f} {row['speedup_bound']:>6.2f}x "
+                     f"{row['draws_alone_s']:>17.1f} "
+                     f"{row['speedup_bound_with_draws']:>15.2f}x")
     lines.append("bound = sequential s / the together run's matrix products alone (recorded "
                  "from its steps, replayed on this machine): the most any S-seed step "
-                 "with the same arithmetic and PyTorch's kernels could save; every run timed "
+                 "with the same arithmetic and PyTorch's kernels could save; bound with "
+                 "draws = sequential s / (its products + its seeds' random draws alone, each "
+                 "seed from its own stream as its single run draws); every run timed "
                  "after its first tenth of steps (warm-up, compilation) and scaled to all; "
                  "sequential runs are eager")
     return "\n".join(lines)

@@ -30,8 +30,8 @@ __all__ = ["TOY", "COMPILE_VARIANTS", "matmul_gflops", "time_steps", "hand_writt
            "LogTimes", "steady_steps_per_s", "step_profile",
            "count_flops", "toy_mlp", "dcgan", "gankit_loop_steps_per_s",
            "train_in_temporary_directory", "train_seconds", "MatmulRecorder", "record_matmuls",
-           "replayable", "matmul_flops", "matmul_seconds_per_step", "row", "throughput",
-           "format_throughput"]
+           "replayable", "matmul_flops", "matmul_seconds_per_step", "DrawTimer",
+           "draw_seconds_per_step", "row", "throughput", "format_throughput"]
 
 
 # The toy MLP of the benchmark: G z 256 → 128 → 128 → 2, D 2 → 128 → 128 → 1, ReLU.
@@ -239,6 +239,35 @@ def matmul_seconds_per_step(path: Path | None, overrides: list[str], steps: int 
             func(*args, **kwargs)
         best = min(best, time.perf_counter() - start)
     return best / steps
+
+
+class DrawTimer:
+    """A callback that, at the run's first step, times its batch sampler alone (the
+    seeds' data and z draws, each seed from its own stream): best of ``repeats`` passes
+    of ``steps`` draws."""
+
+    def __init__(self, steps: int, repeats: int) -> None:
+        self.steps, self.repeats, self.seconds = steps, repeats, float("inf")
+
+    def on_step_end(self, run, stats: dict) -> None:
+        if self.seconds < float("inf"):
+            return
+        for _ in range(self.repeats):
+            start = time.perf_counter()
+            for _ in range(self.steps):
+                run.draw(1)
+            self.seconds = min(self.seconds, (time.perf_counter() - start) / self.steps)
+
+
+def draw_seconds_per_step(path: Path | None, overrides: list[str], steps: int = 100,
+                          repeats: int = 5) -> float:
+    """Seconds per training step of the step's random draws alone (real data and z of
+    every seed, each from its own stream, as the run draws them). With the matrix
+    products alone (``matmul_seconds_per_step``) it is work that any S-seed step giving
+    each seed exactly its single run's numbers must do."""
+    timer = DrawTimer(steps, repeats)
+    train_in_temporary_directory(path, overrides, stop_after=1, callbacks=(timer,))
+    return timer.seconds
 
 
 def step_profile(step, steps: int = 100, top: int = 10) -> list[tuple[str, float, float]]:

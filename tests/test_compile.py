@@ -205,7 +205,7 @@ def test_cuda_graphs_are_refused_off_cuda_and_need_the_compiled_update(tmp_path,
     assert str(e.value).startswith("train.cuda_graphs: ") and "compile_update" in str(e.value)
     cfg = load_config(None, [*tiny, "train.cuda_graphs=true", "train.compile_update=true",
                              "train.device='cpu'"])
-    with pytest.raises(GankitError, match=r"^train.cuda_graphs: True is a CUDA option and the "
+    with pytest.raises(GankitError, match=r"^train.cuda_graphs: true is a CUDA option and the "
                                           r"device is cpu; allowed here: false$"):
         train(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -396,7 +396,9 @@ def check_device_options(cfg: Config, device: torch.device, world: World) -> Non
     for field, on in (("precision", t.precision == "bfloat16"), ("channels_last", t.channels_last),
                       ("cuda_graphs", t.cuda_graphs)):
         if on and device.type != "cuda":
-            raise GankitError(f"train.{field}: {getattr(t, field)!r} is a CUDA option and the "
+            given = getattr(t, field)  # (as the config file spells it)
+            given = str(given).lower() if isinstance(given, bool) else repr(given)
+            raise GankitError(f"train.{field}: {given} is a CUDA option and the "
                               f"device is {device.type}; allowed here: "
                               f"{'float32' if field == 'precision' else 'false'}")
     if world.distributed and t.compile_update:

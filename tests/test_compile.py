@@ -17,7 +17,7 @@ from gankit.errors import GankitError
 from gankit.io import load_checkpoint, read_metrics
 from gankit.rules import NOT_COMPILED, combination_problems
 from gankit.runs import train
-from gankit.training.compiled import CompiledUpdate
+from gankit.training.compiled import CompiledUpdate, adam_state
 from gankit.training.costs import Batch, discriminator_cost, generator_cost
 from gankit.training.loop import make_optimizers
 from gankit.training.step import discriminator_step, generator_step
@@ -234,3 +234,15 @@ def test_the_cuda_graph_update_on_a_cpu_is_the_compiled_update(tiny):
     for a, b in zip(eager, ours):
         for p, q in zip(a.parameters(), b.parameters()):
             torch.testing.assert_close(q, p, rtol=0, atol=1e-5)
+
+
+def test_a_capturable_adam_keeps_its_step_counts_beside_its_parameters():
+    # (the meta device stands in for a GPU: CUDA graphs need every tensor the update
+    # writes on the device, the step counts included; a plain Adam keeps them on the CPU)
+    for capturable, where in ((True, "meta"), (False, "cpu")):
+        p = torch.nn.Parameter(torch.empty(3, device="meta"))
+        opt = torch.optim.Adam([p], lr=0.1, foreach=False,
+                               capturable=capturable)
+        params, exp_avgs, exp_avg_sqs, steps = adam_state(opt)
+        assert params == [p] and exp_avgs[0].device.type == "meta"
+        assert exp_avg_sqs[0].device.type == "meta" and steps[0].device.type == where

@@ -54,11 +54,12 @@ __all__ = ["CompiledUpdate", "adam_state"]
 
 def adam_state(opt: torch.optim.Adam) -> tuple[list, list, list, list]:
     """(parameters, first moments, second moments, step counts) of a one-group Adam,
-    its state created as ``Adam.step`` creates it where it is still empty."""
-    params = opt.param_groups[0]["params"]
+    its state created as ``Adam.step`` creates it where it is still empty (a capturable
+    Adam's step counts on its parameters' device, as CUDA graphs need)."""
+    params, capturable = opt.param_groups[0]["params"], opt.param_groups[0]["capturable"]
     for p in params:
         if not opt.state[p]:
-            opt.state[p] = {"step": torch.tensor(0.0),
+            opt.state[p] = {"step": torch.tensor(0.0, device=p.device if capturable else None),
                             "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                             "exp_avg_sq": torch.zeros_like(p,
                                                            memory_format=torch.preserve_format)}

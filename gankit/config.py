@@ -91,6 +91,10 @@ class ModelConfig:
     g_hidden: int = spec(0, min=0, max=65536,
                          help="dcgan: a fully connected layer of this width before G's "
                               "projection (0 = none)")
+    g_channel_paths: bool = spec(False,
+                                 help="dcgan: each of G's output channels its own "
+                                      "convolutional path after the shared projection "
+                                      "(grouped convolutions; for stacked MNIST)")
     d_norm: str = spec("none", choices=("none", "batch"),
                        help="dcgan: batch norm in D after its second convolution and the "
                             "hidden layer")

@@ -40,8 +40,9 @@ def _net(cfg, player: str):
 
 
 PLAYER_OF = {"minibatch_discrimination": "discriminator", "virtual_batch_norm": "generator",
-             "d_hidden": "discriminator", "d_norm": "discriminator", "g_hidden": "generator"}
-MODEL_OFF = {"d_hidden": 0, "g_hidden": 0, "d_norm": "none"}
+             "d_hidden": "discriminator", "d_norm": "discriminator", "g_hidden": "generator",
+             "g_channel_paths": "generator"}
+MODEL_OFF = {"d_hidden": 0, "g_hidden": 0, "d_norm": "none", "g_channel_paths": False}
 # tricks that act on a discriminator, and their off values
 D_TRICKS = {"pack": 1, "unroll_steps": 0, "minibatch_discrimination": 0,
             "feature_matching": False, "historical_averaging": 0.0}
@@ -106,7 +107,7 @@ RULES: list[Rule] = [
            lambda c, n=name: f"{getattr(c.model, n)!r} is for the "
            + _names(NETWORKS, lambda x: n in x.options) + f" networks (model.{PLAYER_OF[n]} = "
            f"{getattr(c.model, PLAYER_OF[n])!r}); allowed: {MODEL_OFF[n]!r}")
-      for name in ("d_hidden", "d_norm", "g_hidden")],
+      for name in ("d_hidden", "d_norm", "g_hidden", "g_channel_paths")],
     Rule("model.d_norm", lambda c: c.model.d_norm == "batch" and (
         _objective(c).gradient_penalty or c.objective.r1 or c.objective.r2),
          lambda c: "'batch' makes D's output depend on its batch, which a per-sample gradient "

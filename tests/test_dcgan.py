@@ -56,3 +56,39 @@ def test_infogan_networks_fully_connected_layer_and_batch_norm():
     assert torch.allclose(d(torch.cat([a, b]))[:3], d(a), atol=1e-5)
     plain = DCGANDiscriminator(28, 1, width=8, hidden=24)
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in plain.modules())
+
+
+def test_channel_paths_share_z_and_the_projection_but_no_filter():
+    """With channel_paths, each output channel is a function of the shared projection
+    through filters of its own: a channel's output has no gradient in another channel's
+    filters, and every channel has gradient in the shared projection."""
+    torch.manual_seed(0)
+    g = DCGANGenerator(28, 3, z_dim=16, width=8, hidden=32, channel_paths=True)
+    x = g.sample(5)
+    assert x.shape == (5, 3, 28, 28) and x.abs().max() <= 1
+    expand, up1, up2 = (m for m in g.net if isinstance(m, (torch.nn.Conv2d,
+                                                             torch.nn.ConvTranspose2d)))
+    assert expand.out_channels == 3 * 8 and up1.groups == up2.groups == 3
+    per_up1 = up1.weight.shape[0] // 3  # (grouped: rows of channel c's input maps)
+    for c in range(3):
+        g.zero_grad()
+        x[:, c].sum().backward(retain_graph=True)
+        for k in range(3):
+            rows = slice(k * per_up1, (k + 1) * per_up1)
+            assert (up1.weight.grad[rows].abs().sum() > 0) == (k == c)
+            assert (up2.weight.grad[k * up2.weight.shape[0] // 3:
+                                    (k + 1) * up2.weight.shape[0] // 3].abs().sum() > 0) == (k == c)
+        assert g.project[-3].weight.grad.abs().sum() > 0  # the shared projection
+    plain = DCGANGenerator(28, 3, z_dim=16, width=8)
+    assert not any(getattr(m, "groups", 1) > 1 for m in plain.modules())
+
+
+def test_channel_paths_are_a_dcgan_generator_option():
+    from gankit.config import load_config
+
+    cfg = load_config(None, ["data.name='stacked-mnist'", "model.generator='dcgan'",
+                             "model.discriminator='dcgan'", "model.g_channel_paths=true"])
+    assert cfg.model.g_channel_paths
+    with pytest.raises(GankitError) as e:
+        load_config(None, ["data.name='stacked-mnist'", "model.g_channel_paths=true"])
+    assert str(e.value).startswith("model.g_channel_paths: True is for the dcgan networks")

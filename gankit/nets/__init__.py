@@ -80,7 +80,8 @@ def _mlp_decoder(m, shape: tuple[int, ...], in_dim: int) -> nn.Module:
 
 
 def _dcgan_generator(m, tricks, shape: tuple[int, ...], z_dim: int) -> nn.Module:
-    return DCGANGenerator(tuple(shape[1:]), shape[0], z_dim, m.g_width, m.z_dist, m.g_hidden)
+    return DCGANGenerator(tuple(shape[1:]), shape[0], z_dim, m.g_width, m.z_dist, m.g_hidden,
+                          m.g_channel_paths)
 
 
 def _dcgan_discriminator(m, tricks, shape: tuple[int, ...], pack: int, out_dim: int
@@ -97,7 +98,8 @@ register(NetworkSpec("mlp", _mlp_generator, _mlp_discriminator, _mlp_decoder,
                      tricks=frozenset({"minibatch_discrimination", "virtual_batch_norm"})))
 # (G's batch norm updates running statistics in place: one seed per process)
 register(NetworkSpec("dcgan", _dcgan_generator, _dcgan_discriminator, _dcgan_decoder,
-                     images_only=True, options=frozenset({"d_hidden", "g_hidden", "d_norm"}),
+                     images_only=True,
+                     options=frozenset({"d_hidden", "g_hidden", "d_norm", "g_channel_paths"}),
                      stackable=False))
 
 

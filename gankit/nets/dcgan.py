@@ -11,6 +11,13 @@ InfoGAN's MNIST networks (Chen et al. 2016, appendix C.1) are these with ``hidde
 a fully connected layer (batch norm, ReLU) before G's projection, one (leaky ReLU) after
 D's convolutions, and with ``batch_norm`` D normalises its second convolution and that
 layer.
+
+With ``channel_paths`` each output channel has a convolutional path of its own after the
+shared projection: a 1x1 convolution maps the projection to ``width`` maps per channel,
+and both transposed convolutions are grouped by channel (``width·3/4`` maps per channel
+at the middle resolution), so the channels share z and the projection but no filter. It is
+for data whose channels are separate images (stacked MNIST): with shared filters one
+channel can be drawn well while another is left as blobs.
 """
 
 from __future__ import annotations
@@ -35,16 +42,24 @@ def _base(size: int | tuple[int, int]) -> tuple[int, int]:
 
 class DCGANGenerator(nn.Module):
     def __init__(self, size: int | tuple[int, int] = 28, channels: int = 1, z_dim: int = 64,
-                 width: int = 64, z_dist: str = "normal", hidden: int = 0) -> None:
+                 width: int = 64, z_dist: str = "normal", hidden: int = 0,
+                 channel_paths: bool = False) -> None:
         super().__init__()
         self.z_dim, self.z_dist, self.s, self.width = z_dim, z_dist, _base(size), width
         projected = 2 * width * self.s[0] * self.s[1]
         fc = [nn.Linear(z_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU()] if hidden else []
         self.project = nn.Sequential(*fc, nn.Linear(hidden or z_dim, projected),
                                      nn.BatchNorm1d(projected), nn.ReLU())
+        if not channel_paths:
+            self.net = nn.Sequential(
+                nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
+                nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh())
+            return
+        c, wide, mid = channels, width * channels, width * 3 // 4 * channels
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh())
+            nn.Conv2d(2 * width, wide, 1), nn.BatchNorm2d(wide), nn.ReLU(),
+            nn.ConvTranspose2d(wide, mid, 4, 2, 1, groups=c), nn.BatchNorm2d(mid), nn.ReLU(),
+            nn.ConvTranspose2d(mid, c, 4, 2, 1, groups=c), nn.Tanh())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.project(z).view(-1, 2 * self.width, *self.s)

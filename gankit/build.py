@@ -226,7 +226,7 @@ def estimate_memory(cfg: Config, data_shape: tuple[int, ...]) -> dict[str, int]:
         + (g_params + d_params) * bool(tricks.historical_averaging) \
         + d_params * 2 * tricks.unroll_steps
     batch = t.batch_size * tricks.pack
-    g_numel = _output_numel(generator, data_shape) + latent_dim(cfg)
+    g_numel = _generator_numel(generator, data_shape, latent_dim(cfg)) + latent_dim(cfg)
     d_numel = _output_numel(discriminator, data_shape) + math.prod(data_shape)
     # D reads a real and a fake batch; an unrolled G reads k more D passes
     per_sample = g_numel + d_numel * 2 * (1 + tricks.unroll_steps)
@@ -236,6 +236,24 @@ def estimate_memory(cfg: Config, data_shape: tuple[int, ...]) -> dict[str, int]:
     return {"weights": weights * FLOAT_BYTES * t.seeds,
             "activations": activations * FLOAT_BYTES * t.seeds,
             "evaluation": evaluation * FLOAT_BYTES}
+
+
+def _generator_numel(generator: nn.Module, data_shape: tuple[int, ...], z_dim: int) -> int:
+    """The outputs of G's linear and convolutional layers for one sample at their true
+    sizes, from a forward pass of the meta-device G (shapes only, no arithmetic); where
+    G's forward needs more than z (a user's module), ``_output_numel``'s bound."""
+    sizes: list[int] = []
+    layers = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+    hooks = [m.register_forward_hook(lambda m, args, out: sizes.append(out[0].numel()))
+             for m in generator.modules() if isinstance(m, layers)]
+    try:
+        generator(torch.zeros(2, z_dim, device="meta"))  # (2: batch norm trains on a batch)
+    except Exception:  # noqa: BLE001 (any failure: the static bound instead)
+        return _output_numel(generator, data_shape)
+    finally:
+        for h in hooks:
+            h.remove()
+    return sum(sizes)
 
 
 # the fields that make each part large, as a message names them

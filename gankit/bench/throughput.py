@@ -196,7 +196,9 @@ class MatmulRecorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in self.OPS:
+        # (meta tensors compute nothing: the memory estimate's shape-only forward pass)
+        if func in self.OPS and not any(isinstance(a, torch.Tensor) and a.is_meta
+                                        for a in args):
             self.calls.append((func, [(a.shape, a.stride()) if isinstance(a, torch.Tensor)
                                       else a for a in args], kwargs))
         return func(*args, **kwargs)

@@ -226,7 +226,8 @@ def estimate_memory(cfg: Config, data_shape: tuple[int, ...]) -> dict[str, int]:
         + (g_params + d_params) * bool(tricks.historical_averaging) \
         + d_params * 2 * tricks.unroll_steps
     batch = t.batch_size * tricks.pack
-    g_numel = _generator_numel(generator, data_shape, latent_dim(cfg)) + latent_dim(cfg)
+    z_dim = latent_dim(cfg)
+    g_numel = _generator_numel(generator, data_shape, z_dim) + z_dim
     d_numel = _output_numel(discriminator, data_shape) + math.prod(data_shape)
     # D reads a real and a fake batch; an unrolled G reads k more D passes
     per_sample = g_numel + d_numel * 2 * (1 + tricks.unroll_steps)

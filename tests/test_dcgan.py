@@ -69,15 +69,16 @@ def test_channel_paths_share_z_and_the_projection_but_no_filter():
     expand, up1, up2 = (m for m in g.net if isinstance(m, (torch.nn.Conv2d,
                                                              torch.nn.ConvTranspose2d)))
     assert expand.out_channels == 3 * 8 and up1.groups == up2.groups == 3
-    per_up1 = up1.weight.shape[0] // 3  # (grouped: rows of channel c's input maps)
+    def filters(layer, k):  # (grouped: channel k's rows are its input maps' block)
+        rows = layer.weight.shape[0] // 3
+        return layer.weight.grad[k * rows:(k + 1) * rows]
+
     for c in range(3):
         g.zero_grad()
         x[:, c].sum().backward(retain_graph=True)
         for k in range(3):
-            rows = slice(k * per_up1, (k + 1) * per_up1)
-            assert (up1.weight.grad[rows].abs().sum() > 0) == (k == c)
-            assert (up2.weight.grad[k * up2.weight.shape[0] // 3:
-                                    (k + 1) * up2.weight.shape[0] // 3].abs().sum() > 0) == (k == c)
+            for layer in (up1, up2):
+                assert (filters(layer, k).abs().sum() > 0) == (k == c)
         assert g.project[-3].weight.grad.abs().sum() > 0  # the shared projection
     plain = DCGANGenerator(28, 3, z_dim=16, width=8)
     assert not any(getattr(m, "groups", 1) > 1 for m in plain.modules())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -23,13 +24,15 @@ from gankit.nets import network_spec
 from gankit.nets.heads import (
     AutoencodingCritic,
     AuxiliaryClassifierCritic,
+    ChannelCritics,
     ClassifierCritic,
     ConditionalGenerator,
     InfoDiscriminator,
     InfoGenerator,
     ProjectionCritic,
+    WithChannelCritics,
 )
-from gankit.nets.layers import DiffAugment, Packed, features, spectral_norm_layers
+from gankit.nets.layers import DiffAugment, Packed, call, features, spectral_norm_layers
 from gankit.nets.stacked import Stacked
 
 __all__ = ["resolve_device", "build_target", "resolve_classes", "build_objective", "latent_dim",
@@ -166,6 +169,9 @@ def build_models(
             info.continuous, info.q_width, info.fixed_std, m.d_norm == "batch")
     if pack > 1:
         discriminator = Packed(discriminator, pack, len(data_shape))
+    if tricks.channel_critic_width:  # beside the joint D, one critic per channel
+        discriminator = WithChannelCritics(discriminator, ChannelCritics(
+            data_shape, tricks.channel_critic_width, m.d_norm == "batch"))
     if tricks.diffaugment:  # the outermost: each image augmented before D packs or reads it
         discriminator = DiffAugment(discriminator, tricks.diffaugment.split(","),
                                     seed=cfg.train.seed if seed is None else seed)
@@ -176,8 +182,8 @@ def build_models(
 # A config the validator allows can still ask for more memory than any machine has (a
 # generator 65,536 wide and 64 deep: terabytes of weights), and a crafted checkpoint can
 # carry such a config. The estimate builds the networks on PyTorch's ``meta`` device
-# (shapes, no storage) to count their parameters exactly, bounds one batch's activations
-# from their layers' sizes, and adds the optimizer state, the tricks' copies of the
+# (shapes, no storage) to count their parameters exactly, counts one batch's activations
+# from a forward pass of those networks (shapes only), and adds the optimizer state, the tricks' copies of the
 # weights and the evaluation samples; the budget is ``gankit.limits.memory_limit``.
 
 FLOAT_BYTES = 4
@@ -227,8 +233,15 @@ def estimate_memory(cfg: Config, data_shape: tuple[int, ...]) -> dict[str, int]:
         + d_params * 2 * tricks.unroll_steps
     batch = t.batch_size * tricks.pack
     z_dim = latent_dim(cfg)
-    g_numel = _generator_numel(generator, data_shape, z_dim) + z_dim
-    d_numel = _output_numel(discriminator, data_shape) + math.prod(data_shape)
+    # (2 samples, 2 packs: batch norm trains on a batch)
+    g_numel = z_dim + _layer_numel(
+        generator, lambda: generator(torch.zeros(2, z_dim, device="meta")), 2,
+        lambda: _output_numel(generator, data_shape))
+    x = torch.zeros(2 * tricks.pack, *data_shape, device="meta")
+    d_numel = math.prod(data_shape) + _layer_numel(
+        discriminator, lambda: (discriminator(x), tricks.channel_critic_width
+                                and call(discriminator, "channel_logits", x)),
+        2 * tricks.pack, lambda: _output_numel(discriminator, data_shape))
     # D reads a real and a fake batch; an unrolled G reads k more D passes
     per_sample = g_numel + d_numel * 2 * (1 + tricks.unroll_steps)
     activations = batch * per_sample * ACTIVATION_FACTOR
@@ -239,22 +252,24 @@ def estimate_memory(cfg: Config, data_shape: tuple[int, ...]) -> dict[str, int]:
             "evaluation": evaluation * FLOAT_BYTES}
 
 
-def _generator_numel(generator: nn.Module, data_shape: tuple[int, ...], z_dim: int) -> int:
-    """The outputs of G's linear and convolutional layers for one sample at their true
-    sizes, from a forward pass of the meta-device G (shapes only, no arithmetic); where
-    G's forward needs more than z (a user's module), ``_output_numel``'s bound."""
+def _layer_numel(net: nn.Module, forward: Callable[[], object], samples: int,
+                 fallback: Callable[[], int]) -> int:
+    """The outputs of ``net``'s linear and convolutional layers per sample at their true
+    sizes, from ``forward()``, a pass of the meta-device network on ``samples`` samples
+    (shapes only, no arithmetic); where that pass fails (a module whose forward needs
+    more than x, as a conditional D its classes), ``fallback()``, a static bound."""
     sizes: list[int] = []
     layers = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
-    hooks = [m.register_forward_hook(lambda m, args, out: sizes.append(out[0].numel()))
-             for m in generator.modules() if isinstance(m, layers)]
+    hooks = [m.register_forward_hook(lambda m, args, out: sizes.append(out.numel()))
+             for m in net.modules() if isinstance(m, layers)]
     try:
-        generator(torch.zeros(2, z_dim, device="meta"))  # (2: batch norm trains on a batch)
+        forward()
     except Exception:  # noqa: BLE001 (any failure: the static bound instead)
-        return _output_numel(generator, data_shape)
+        return fallback()
     finally:
         for h in hooks:
             h.remove()
-    return sum(sizes)
+    return sum(sizes) // samples
 
 
 # the fields that make each part large, as a message names them

@@ -160,6 +160,10 @@ class TricksConfig:
                                         r"cutout))*)?",
                             help="DiffAugment policies applied to every image D sees, e.g. "
                                  "\"color,translation,cutout\" (\"\" = off)")
+    channel_critic_width: int = spec(0, min=0, max=1024,
+                                     help="a small D for each image channel, judging that "
+                                          "channel alone beside D: the filters of its first "
+                                          "layer (0 = off)")
     vbn_reference_size: int = spec(64, min=1, max=65536,
                                    help="virtual batch norm: size of the reference batch")
 

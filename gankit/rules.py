@@ -45,7 +45,7 @@ PLAYER_OF = {"minibatch_discrimination": "discriminator", "virtual_batch_norm": 
 MODEL_OFF = {"d_hidden": 0, "g_hidden": 0, "d_norm": "none", "g_channel_paths": False}
 # tricks that act on a discriminator, and their off values
 D_TRICKS = {"pack": 1, "unroll_steps": 0, "minibatch_discrimination": 0,
-            "feature_matching": False, "historical_averaging": 0.0}
+            "feature_matching": False, "historical_averaging": 0.0, "channel_critic_width": 0}
 USER_DEFAULTS = {"path": "", "test_fraction": 0.2, "features": "", "means": [], "stds": [],
                  "weights": []}
 VARIANTS = {"infogan": ("infogan.categorical / continuous", lambda c: c.infogan_on),
@@ -211,6 +211,15 @@ RULES: list[Rule] = [
                              + f", not {c.data.name!r}; allowed here: the default "
                                f"{USER_DEFAULTS[n]!r}")
       for name in USER_DEFAULTS],
+    Rule("tricks.channel_critic_width", lambda c: c.tricks.channel_critic_width and not _images(c),
+         lambda c: f"{c.tricks.channel_critic_width} adds a critic for each image channel and "
+                   f"data.name = {c.data.name!r} is not images; allowed: 0"),
+    Rule("tricks.channel_critic_width", lambda c: c.tricks.channel_critic_width and (
+        _objective(c).embedding or _objective(c).gradient_penalty),
+         lambda c: f"{c.tricks.channel_critic_width} with {c.objective.name!r} (its critics "
+                   "would need the objective's embedding or gradient penalty); allowed: 0, or "
+                   "objective.name = " + _names(OBJECTIVES, lambda o: o.adversarial and not (
+                       o.embedding or o.gradient_penalty))),
     Rule("tricks.diffaugment", lambda c: c.tricks.diffaugment and not _images(c),
          lambda c: f"{c.tricks.diffaugment!r} augments images and data.name = "
                    f"{c.data.name!r} is not; allowed: \"\""),

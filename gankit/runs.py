@@ -21,6 +21,7 @@ from gankit.build import build_players, build_target, check_memory
 from gankit.config import Config, apply_overrides, from_dict
 from gankit.errors import GankitError
 from gankit.evaluate import finish
+from gankit.nets.heads import ChannelCritics, WithChannelCritics
 from gankit.nets.layers import DiffAugment, Logits, Packed, spectral_norm_layers
 from gankit.training.loop import run_training
 
@@ -222,6 +223,9 @@ def fit(generator: nn.Module, discriminator: nn.Module, data, *,
     discriminator = Logits(discriminator)
     pack = cfg.tricks.pack
     discriminator = Packed(discriminator, pack, len(shape)) if pack > 1 else discriminator
+    if cfg.tricks.channel_critic_width:
+        discriminator = WithChannelCritics(discriminator, ChannelCritics(
+            shape, cfg.tricks.channel_critic_width, cfg.model.d_norm == "batch"))
     if cfg.tricks.diffaugment:
         discriminator = DiffAugment(discriminator, cfg.tricks.diffaugment.split(","),
                                     seed=cfg.train.seed)

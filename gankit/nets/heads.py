@@ -19,6 +19,9 @@
   ``ProjectionCritic`` is the projection discriminator (Miyato & Koyama 2018),
   ``AuxiliaryClassifierCritic`` AC-GAN's D with a class head (Odena et al. 2017). Both
   critics take ``forward(x, y)``.
+- Channel critics: ``WithChannelCritics`` puts ``ChannelCritics``, one small convolutional
+  D per image channel, beside any D; ``channel_logits(x)`` is their verdicts, each on its
+  channel alone.
 
 Every discriminator here follows gankit's protocol: ``forward(x)`` is D's output and
 ``features(x)`` its feature layer (the input of its last layer; see ``gankit.nets.layers``).
@@ -31,12 +34,12 @@ import math
 import torch
 from torch import nn
 
-from gankit.nets.layers import features, head_of
+from gankit.nets.layers import call, features, head_of
 from gankit.nets.mlp import ACTIVATIONS
 
 __all__ = ["uniform_from_latent", "InfoGenerator", "InfoDiscriminator", "ClassifierCritic",
            "GaussianNoise", "AutoencodingCritic", "ConditionalGenerator", "ProjectionCritic",
-           "AuxiliaryClassifierCritic"]
+           "AuxiliaryClassifierCritic", "ChannelCritics", "WithChannelCritics"]
 
 
 Tensor = torch.Tensor
@@ -276,3 +279,62 @@ class AuxiliaryClassifierCritic(nn.Module):
 
     def classify(self, x: Tensor) -> Tensor:
         return self.classifier(features(self.net, x))
+
+
+def _halved(n: int) -> int:  # a 4x4 convolution of stride 2, padding 1
+    return (n + 2 - 4) // 2 + 1
+
+
+class ChannelCritics(nn.Module):
+    """One small convolutional D for each of an image's C channels, each reading its
+    channel alone: 4x4 convolutions of stride 2 to ``width`` then 2·``width`` maps
+    (LeakyReLU 0.2, batch norm after the second if ``batch_norm``), then a linear logit.
+    The C critics are one network of grouped convolutions (groups = C), so no weight is
+    shared between channels. (..., n, C, H, W) → (..., n, C) logits. They judge single
+    samples: with PacGAN's packing only the joint D reads packs.
+
+    Why: a D reading all channels at once can judge the image by its easiest channel and
+    leave G's worst one without a useful gradient. On stacked MNIST (three digits, one per
+    channel) G then draws two channels well and one as smudges. A critic per channel
+    matches each channel's marginal distribution to the data's; the joint D still judges
+    how the channels go together. Both optima are at p_G = p_data.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], width: int = 32,
+                 batch_norm: bool = False) -> None:
+        super().__init__()
+        c, h, w = shape
+        self.channels = c
+        h, w = _halved(_halved(h)), _halved(_halved(w))
+        bn = [nn.BatchNorm2d(c * 2 * width)] if batch_norm else []
+        self.net = nn.Sequential(
+            nn.Conv2d(c, c * width, 4, 2, 1, groups=c), nn.LeakyReLU(0.2),
+            nn.Conv2d(c * width, c * 2 * width, 4, 2, 1, groups=c), *bn, nn.LeakyReLU(0.2),
+            nn.Conv2d(c * 2 * width, c, (h, w), groups=c))  # a linear logit per channel
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.reshape(-1, *x.shape[-3:])).reshape(*x.shape[:-3], self.channels)
+
+
+class WithChannelCritics(nn.Module):
+    """D beside ``ChannelCritics``: ``forward``, ``features`` and every other head are
+    D's; ``channel_logits(x)`` is the channel critics' (n, C) logits."""
+
+    def __init__(self, discriminator: nn.Module, critics: ChannelCritics) -> None:
+        super().__init__()
+        self.discriminator, self.critics = discriminator, critics
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.discriminator(x) if y is None else self.discriminator(x, y)
+
+    def features(self, x: Tensor) -> Tensor:
+        return features(self.discriminator, x)
+
+    def channel_logits(self, x: Tensor) -> Tensor:
+        return self.critics(x)
+
+    def call_method(self, name: str, x: Tensor):
+        return self.critics(x) if name == "channel_logits" else call(self.discriminator, name, x)
+
+    def pointwise(self, x: Tensor) -> Tensor:
+        return getattr(self.discriminator, "pointwise", self.discriminator)(x)

@@ -67,9 +67,7 @@ class MethodView(nn.Module):
         self.module, self.name = module, name
 
     def forward(self, x: torch.Tensor):
-        if self.name == "features":
-            return features(self.module, x)
-        return getattr(self.module, self.name)(x)
+        return call(self.module, self.name, x)
 
 
 def pack(x: torch.Tensor, m: int, sample_dims: int | None = None) -> torch.Tensor:

@@ -2,9 +2,10 @@
 
 D's cost is the objective's D loss plus what the run turns on (the gradient penalty,
 R1/R2, MMD-GAN's reconstruction term, InfoGAN's information term, the semi-supervised
-cross-entropy, AC-GAN's class cross-entropy), then the historical-averaging penalty on
-D's parameters. G's cost is the objective's G loss (or feature matching) plus InfoGAN's
-or AC-GAN's term and its own historical average. In a conditional run every call of D
+cross-entropy, AC-GAN's class cross-entropy, the channel critics' loss), then the
+historical-averaging penalty on D's parameters. G's cost is the objective's G loss (or
+feature matching) plus the channel critics', InfoGAN's or AC-GAN's term and its own
+historical average. In a conditional run every call of D
 passes the classes of the images it judges (``judge``). The step and the unrolled critic
 call the same cost.
 
@@ -169,6 +170,19 @@ def class_term(on: tuple[str, ...]) -> Term:
     return term
 
 
+def channel_verdicts(critic, x: Tensor) -> Tensor:
+    """The channel critics' logits on x as (..., C, n): the batch last, where the
+    objectives take their batch means (RaGAN's)."""
+    return call(unwrap(critic), "channel_logits", x).transpose(-1, -2)
+
+
+def channel_critics_d_term(objective: Objective) -> Term:
+    """The objective's D loss on the channel critics' verdicts, each channel of each
+    sample judged alone (``gankit.nets.heads.ChannelCritics``)."""
+    return lambda critic, b, logs: objective.discriminator(channel_verdicts(critic, b.real),
+                                                           channel_verdicts(critic, b.fake))
+
+
 def discriminator_cost(cfg: Config, objective: Objective,
                        history: HistoricalAverage | None = None) -> Cost:
     """D's cost for the run ``cfg`` describes (``objective`` built from it)."""
@@ -177,6 +191,8 @@ def discriminator_cost(cfg: Config, objective: Objective,
         ("objective", None, objective_d_term(objective))]
     if objective.gradient_penalty:
         terms.append(("gradient_penalty", o.gp_weight, gradient_penalty_term))
+    if cfg.tricks.channel_critic_width:  # as much weight as the joint D's verdict
+        terms.append(("channel_critics", None, channel_critics_d_term(objective)))
     if o.r1:  # γ/2 E‖∇D(x)‖² on real data (Mescheder et al. 2018)
         terms.append(("r1", 0.5 * o.r1, zero_centred_term("real", o.r_every)))
     if o.r2:  # the same on generated data (R3GAN)
@@ -204,6 +220,15 @@ def objective_g_term(objective: Objective) -> Term:
         return lambda critic, b, logs: objective.generator(
             judge(critic, b, "fake")(b.fake), judge(critic, b, "real")(b.real).detach())
     return lambda critic, b, logs: objective.generator(judge(critic, b, "fake")(b.fake))
+
+
+def channel_critics_g_term(objective: Objective) -> Term:
+    """The objective's G loss on the channel critics' verdicts on the fake batch (and on
+    the real one, held fixed, for a relativistic objective)."""
+    if objective.needs_real:
+        return lambda critic, b, logs: objective.generator(
+            channel_verdicts(critic, b.fake), channel_verdicts(critic, b.real).detach())
+    return lambda critic, b, logs: objective.generator(channel_verdicts(critic, b.fake))
 
 
 def top_k_fraction(step: int, gamma: float, floor: float) -> float:
@@ -241,6 +266,8 @@ def generator_cost(cfg: Config, objective: Objective,
         ("feature_matching", None, feature_matching_term) if t.feature_matching
         else ("top_k", None, top_k_term(objective, t.top_k, t.top_k_min)) if t.top_k
         else ("objective", None, objective_g_term(objective))]
+    if t.channel_critic_width:
+        terms.append(("channel_critics", None, channel_critics_g_term(objective)))
     if cfg.infogan_on:
         terms.append(("information", 0.5 * cfg.infogan.weight,
                       information_term(cfg.infogan.continuous_weight)))

@@ -26,12 +26,10 @@ import re
 import statistics
 from pathlib import Path
 
-import torch
-
 from gankit.config import load_config
 from gankit.errors import GankitError
 from gankit.evaluate import real_data_floor_of
-from gankit.metrics.stats import mean_and_stderr
+from gankit.metrics.stats import mean_and_stderr_text
 from gankit.runs import train
 
 CONFIGS = Path(__file__).parent.parent / "configs"
@@ -73,15 +71,6 @@ def run(method: str, seed: int, out: Path, steps: int | None) -> None:
     train(cfg, run_dir, resume=(run_dir / "checkpoint.pt").exists(), progress=False)
 
 
-def _cell(values: list[float], fmt: str) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return format(values[0], fmt)
-    mean, se = mean_and_stderr(torch.tensor(values, dtype=torch.float64))
-    return f"{format(mean, fmt)} ± {format(se, fmt)}"
-
-
 def table(out: Path, methods: list[str], seeds: list[int]) -> str:
     floor = dict(real_data_floor_of(load_config(CONFIG)))
     width = max(len(m) for m in [*methods, "real-data floor"])
@@ -93,8 +82,8 @@ def table(out: Path, methods: list[str], seeds: list[int]) -> str:
         if not runs:
             continue
         summaries = [json.loads(p.read_text()) for p in runs]
-        cells = [_cell([s["metrics"][k] for s in summaries if k in s["metrics"]], fmt)
-                 for k, _, fmt in COLUMNS]
+        cells = [mean_and_stderr_text([s["metrics"][k] for s in summaries
+                                       if k in s["metrics"]], fmt) for k, _, fmt in COLUMNS]
         seconds = statistics.mean(s["wall_time_s"] + s["eval_time_s"] for s in summaries)
         if "intra_fd_floor" in summaries[0]["metrics"]:  # (the same for every run)
             floor["intra_fd"] = summaries[0]["metrics"]["intra_fd_floor"]

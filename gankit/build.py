@@ -183,8 +183,9 @@ def build_models(
 # generator 65,536 wide and 64 deep: terabytes of weights), and a crafted checkpoint can
 # carry such a config. The estimate builds the networks on PyTorch's ``meta`` device
 # (shapes, no storage) to count their parameters exactly, counts one batch's activations
-# from a forward pass of those networks (shapes only), and adds the optimizer state, the tricks' copies of the
-# weights and the evaluation samples; the budget is ``gankit.limits.memory_limit``.
+# from a forward pass of those networks (shapes only), and adds the optimizer state, the
+# tricks' copies of the weights and the evaluation samples; the budget is
+# ``gankit.limits.memory_limit``.
 
 FLOAT_BYTES = 4
 # activations kept for the backward pass, their gradients, and a gradient penalty's

@@ -101,3 +101,17 @@ def test_refused_in_one_line_where_it_cannot_act(tmp_path, capsys):
         assert code == 2 and not (tmp_path / "run" / "checkpoint.pt").exists()
         assert len(err) == 1 and "tricks.channel_critic_width: 8 " in err[0]
         assert what in err[0] and "allowed: 0" in err[0]
+
+
+def test_user_modules_take_channel_critics_through_fit(tmp_path):
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(4, 3 * 8 * 8), nn.Tanh(), nn.Unflatten(1, (3, 8, 8)))
+    D = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 1))
+    x = torch.rand(64, 3, 8, 8) * 2 - 1
+    gankit.fit(G, D, x, steps=4, out=tmp_path / "run", tricks={"channel_critic_width": 4},
+               settings={"train.batch_size": 16, "train.log_every": 2,
+                         "train.checkpoint_every": 2, "train.eval_samples": 32,
+                         "train.device": "cpu"})
+    ckpt = gankit.io.load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    critics = [k for k in ckpt["discriminator"] if k.startswith("critics.")]
+    assert critics and ckpt["step"] == 4  # the critics trained as part of D

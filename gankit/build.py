@@ -170,8 +170,9 @@ def build_models(
     if pack > 1:
         discriminator = Packed(discriminator, pack, len(data_shape))
     if tricks.channel_critic_width:  # beside the joint D, one critic per channel
-        discriminator = WithChannelCritics(discriminator, ChannelCritics(
-            data_shape, tricks.channel_critic_width, m.d_norm == "batch"))
+        critics = ChannelCritics(data_shape, tricks.channel_critic_width, m.d_norm == "batch")
+        discriminator = WithChannelCritics(
+            discriminator, spectral_norm_layers(critics) if m.spectral_norm else critics)
     if tricks.diffaugment:  # the outermost: each image augmented before D packs or reads it
         discriminator = DiffAugment(discriminator, tricks.diffaugment.split(","),
                                     seed=cfg.train.seed if seed is None else seed)

@@ -224,8 +224,10 @@ def fit(generator: nn.Module, discriminator: nn.Module, data, *,
     pack = cfg.tricks.pack
     discriminator = Packed(discriminator, pack, len(shape)) if pack > 1 else discriminator
     if cfg.tricks.channel_critic_width:
-        discriminator = WithChannelCritics(discriminator, ChannelCritics(
-            shape, cfg.tricks.channel_critic_width, cfg.model.d_norm == "batch"))
+        critics = ChannelCritics(shape, cfg.tricks.channel_critic_width,
+                                 cfg.model.d_norm == "batch")
+        discriminator = WithChannelCritics(
+            discriminator, spectral_norm_layers(critics) if cfg.model.spectral_norm else critics)
     if cfg.tricks.diffaugment:
         discriminator = DiffAugment(discriminator, cfg.tricks.diffaugment.split(","),
                                     seed=cfg.train.seed)

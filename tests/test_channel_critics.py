@@ -76,6 +76,11 @@ def test_packed_d_keeps_its_packs_and_the_critics_read_single_samples(tmp_path,
     assert d(x).shape == (4,)  # 8 samples, packs of 2
     assert gankit.nets.layers.call(d, "channel_logits", x).shape == (8, 3)
     assert any(isinstance(m, nn.BatchNorm2d) for m in d.critics.modules())
+    # spectral normalisation reaches the critics' layers too
+    cfg_sn = gankit.load_config(None, STACKED + ["model.spectral_norm=true"])
+    _, d_sn = gankit.build_models(cfg_sn, (3, 28, 28))
+    assert all(hasattr(layer, "parametrizations") for layer in d_sn.critics.net
+               if isinstance(layer, nn.Conv2d))
     summary = gankit.train(cfg, tmp_path / "run", progress=False)
     assert summary["metrics"]["num_modes"] == 1000
 

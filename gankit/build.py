@@ -169,14 +169,23 @@ def build_models(
             info.continuous, info.q_width, info.fixed_std, m.d_norm == "batch")
     if pack > 1:
         discriminator = Packed(discriminator, pack, len(data_shape))
-    if tricks.channel_critic_width:  # beside the joint D, one critic per channel
-        critics = ChannelCritics(data_shape, tricks.channel_critic_width, m.d_norm == "batch")
-        discriminator = WithChannelCritics(
-            discriminator, spectral_norm_layers(critics) if m.spectral_norm else critics)
+    discriminator = with_channel_critics(discriminator, cfg, data_shape)
     if tricks.diffaugment:  # the outermost: each image augmented before D packs or reads it
         discriminator = DiffAugment(discriminator, tricks.diffaugment.split(","),
                                     seed=cfg.train.seed if seed is None else seed)
     return generator, discriminator
+
+
+def with_channel_critics(discriminator: nn.Module, cfg: Config,
+                         data_shape: tuple[int, ...]) -> nn.Module:
+    """D beside a critic for each image channel (``tricks.channel_critic_width``; batch
+    norm and spectral normalisation as D's), or D itself when that is 0."""
+    width, m = cfg.tricks.channel_critic_width, cfg.model
+    if not width:
+        return discriminator
+    critics = ChannelCritics(data_shape, width, m.d_norm == "batch")
+    return WithChannelCritics(discriminator,
+                              spectral_norm_layers(critics) if m.spectral_norm else critics)
 
 
 # ---- memory: estimated before anything is built ------------------------------------------

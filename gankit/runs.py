@@ -17,11 +17,10 @@ from torch import nn
 
 from gankit import io
 from gankit.adagan import load_adagan, train_adagan
-from gankit.build import build_players, build_target, check_memory
+from gankit.build import build_players, build_target, check_memory, with_channel_critics
 from gankit.config import Config, apply_overrides, from_dict
 from gankit.errors import GankitError
 from gankit.evaluate import finish
-from gankit.nets.heads import ChannelCritics, WithChannelCritics
 from gankit.nets.layers import DiffAugment, Logits, Packed, spectral_norm_layers
 from gankit.training.loop import run_training
 
@@ -223,11 +222,7 @@ def fit(generator: nn.Module, discriminator: nn.Module, data, *,
     discriminator = Logits(discriminator)
     pack = cfg.tricks.pack
     discriminator = Packed(discriminator, pack, len(shape)) if pack > 1 else discriminator
-    if cfg.tricks.channel_critic_width:
-        critics = ChannelCritics(shape, cfg.tricks.channel_critic_width,
-                                 cfg.model.d_norm == "batch")
-        discriminator = WithChannelCritics(
-            discriminator, spectral_norm_layers(critics) if cfg.model.spectral_norm else critics)
+    discriminator = with_channel_critics(discriminator, cfg, shape)
     if cfg.tricks.diffaugment:
         discriminator = DiffAugment(discriminator, cfg.tricks.diffaugment.split(","),
                                     seed=cfg.train.seed)

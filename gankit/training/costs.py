@@ -170,17 +170,17 @@ def class_term(on: tuple[str, ...]) -> Term:
     return term
 
 
-def channel_verdicts(critic, x: Tensor) -> Tensor:
-    """The channel critics' logits on x as (..., C, n): the batch last, where the
-    objectives take their batch means (RaGAN's)."""
-    return call(unwrap(critic), "channel_logits", x).transpose(-1, -2)
+def channel_verdict(critic, b: Batch, which: str) -> Tensor:
+    """The channel critics' logits on ``b``'s ``which`` batch as (..., C, n): the batch
+    last, where the objectives take their batch means (RaGAN's)."""
+    return call(unwrap(critic), "channel_logits", getattr(b, which)).transpose(-1, -2)
 
 
 def channel_critics_d_term(objective: Objective) -> Term:
     """The objective's D loss on the channel critics' verdicts, each channel of each
     sample judged alone (``gankit.nets.heads.ChannelCritics``)."""
-    return lambda critic, b, logs: objective.discriminator(channel_verdicts(critic, b.real),
-                                                           channel_verdicts(critic, b.fake))
+    return lambda critic, b, logs: objective.discriminator(channel_verdict(critic, b, "real"),
+                                                           channel_verdict(critic, b, "fake"))
 
 
 def discriminator_cost(cfg: Config, objective: Objective,
@@ -213,22 +213,19 @@ def discriminator_cost(cfg: Config, objective: Objective,
 
 # G's terms ---------------------------------------------------------------------------
 
-def objective_g_term(objective: Objective) -> Term:
-    """The objective's G loss on D's outputs for the fake batch (and, for a kernel or
-    relativistic objective, D's outputs for the real batch, held fixed)."""
+def joint_verdict(critic, b: Batch, which: str) -> Tensor:
+    """D's outputs on ``b``'s ``which`` batch (``"real"`` or ``"fake"``)."""
+    return judge(critic, b, which)(getattr(b, which))
+
+
+def objective_g_term(objective: Objective, verdict=joint_verdict) -> Term:
+    """The objective's G loss on the verdict on the fake batch (and, for a kernel or
+    relativistic objective, on the real batch, held fixed): D's outputs, or with
+    ``verdict = channel_verdict`` the channel critics'."""
     if objective.needs_real:  # MMD: G's batch is compared with a real one
         return lambda critic, b, logs: objective.generator(
-            judge(critic, b, "fake")(b.fake), judge(critic, b, "real")(b.real).detach())
-    return lambda critic, b, logs: objective.generator(judge(critic, b, "fake")(b.fake))
-
-
-def channel_critics_g_term(objective: Objective) -> Term:
-    """The objective's G loss on the channel critics' verdicts on the fake batch (and on
-    the real one, held fixed, for a relativistic objective)."""
-    if objective.needs_real:
-        return lambda critic, b, logs: objective.generator(
-            channel_verdicts(critic, b.fake), channel_verdicts(critic, b.real).detach())
-    return lambda critic, b, logs: objective.generator(channel_verdicts(critic, b.fake))
+            verdict(critic, b, "fake"), verdict(critic, b, "real").detach())
+    return lambda critic, b, logs: objective.generator(verdict(critic, b, "fake"))
 
 
 def top_k_fraction(step: int, gamma: float, floor: float) -> float:
@@ -267,7 +264,7 @@ def generator_cost(cfg: Config, objective: Objective,
         else ("top_k", None, top_k_term(objective, t.top_k, t.top_k_min)) if t.top_k
         else ("objective", None, objective_g_term(objective))]
     if t.channel_critic_width:
-        terms.append(("channel_critics", None, channel_critics_g_term(objective)))
+        terms.append(("channel_critics", None, objective_g_term(objective, channel_verdict)))
     if cfg.infogan_on:
         terms.append(("information", 0.5 * cfg.infogan.weight,
                       information_term(cfg.infogan.continuous_weight)))

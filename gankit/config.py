@@ -152,6 +152,12 @@ class TricksConfig:
     generator_ema_rampup: bool = spec(False, help="the average's β after t updates is min(β, "
                                                   "(1 + t)/(10 + t)): it forgets G's initial "
                                                   "weights early")
+    generator_ema_bn_samples: int = spec(0, min=0, max=1_000_000,
+                                         help="n > 0: the average's batch-norm statistics "
+                                              "are recomputed from n of its own samples "
+                                              "before it samples, is evaluated or saved "
+                                              "(BigGAN's standing statistics); 0: G's are "
+                                              "copied")
     top_k: float = spec(0.0, min=0.0, max=1.0,
                         help="top-k training: G learns from the ⌈n·max(top_k_min, γ^(step/"
                              "1000))⌉ fakes D scores highest; γ here (0 = off)")

@@ -91,6 +91,11 @@ RULES: list[Rule] = [
          lambda c: c.tricks.generator_ema_rampup and not c.tricks.generator_ema,
          lambda c: "true needs the moving average of G's weights, and tricks.generator_ema = 0 "
                    "(off); allowed: false, or tricks.generator_ema > 0 (e.g. 0.999)"),
+    Rule("tricks.generator_ema_bn_samples",
+         lambda c: c.tricks.generator_ema_bn_samples and not c.tricks.generator_ema,
+         lambda c: f"{c.tricks.generator_ema_bn_samples} recomputes the batch-norm statistics "
+                   "of the moving average of G's weights, and tricks.generator_ema = 0 (off); "
+                   "allowed: 0, or tricks.generator_ema > 0 (e.g. 0.999)"),
     Rule("tricks.label_smoothing",
          lambda c: c.tricks.label_smoothing and _objective(c).smoothed is None,
          lambda c: f"{c.objective.name!r} has no real target to smooth; allowed with: "

@@ -40,7 +40,7 @@ from gankit.training.distributed import RANK_SEED_OFFSET, World
 from gankit.training.guard import FiniteGuard, StopRequested, run_lock
 from gankit.training.state import TrainState, rng_state
 from gankit.training.step import discriminator_step, generator_step
-from gankit.training.tricks import GeneratorEMA, HistoricalAverage, Unroll
+from gankit.training.tricks import GeneratorEMA, HistoricalAverage, Unroll, standing_statistics
 
 __all__ = ["Interrupted", "Run", "Trained", "train_loop", "run_training", "make_optimizers",
            "seed_generators", "check_resumable", "RESUMABLE_CHANGES"]
@@ -411,6 +411,27 @@ def check_device_options(cfg: Config, device: torch.device, world: World) -> Non
                           "inputs are not set up for DDP yet); run gankit train")
 
 
+STANDING_SEED_OFFSET = 3_000_017  # standing statistics' noise: apart from training and eval
+
+
+def standing_statistics_of(cfg: Config, device: torch.device):
+    """``tricks.generator_ema_bn_samples`` as a function recomputing a G's batch-norm
+    statistics (``standing_statistics``) from that many latents (rounded up to whole
+    batches of the size G trains on), from a fixed stream of the run's seed; None when
+    off."""
+    n = cfg.tricks.generator_ema_bn_samples
+    if not n:
+        return None
+    size = cfg.train.batch_size * cfg.tricks.pack
+
+    def latents():
+        rng = torch.Generator().manual_seed(cfg.train.seed + STANDING_SEED_OFFSET)
+        for _ in range(-(-n // size)):
+            yield sample_latent(size, latent_dim(cfg), cfg.model.z_dist, rng, "cpu").to(device)
+
+    return lambda generator: standing_statistics(generator, latents())
+
+
 def batch_sampler(cfg: Config, data, generator: torch.nn.Module, rng: Rng,
                   device: torch.device, *, labelled=None) -> Callable[[], Batch]:
     """The function that draws each update's ``Batch``: real data and z from the run's
@@ -465,8 +486,8 @@ def start(cfg: Config, out: Path, device: torch.device, world: World, *, resume:
     history = {"d": HistoricalAverage(discriminator, tricks.historical_averaging),
                "g": HistoricalAverage(generator, tricks.historical_averaging)} \
         if tricks.historical_averaging else {}
-    ema = GeneratorEMA(generator, tricks.generator_ema, tricks.generator_ema_rampup) \
-        if tricks.generator_ema else None
+    ema = GeneratorEMA(generator, tricks.generator_ema, tricks.generator_ema_rampup,
+                       standing_statistics_of(cfg, device)) if tricks.generator_ema else None
     state = TrainState(generator, discriminator, opt_g, opt_d, rng, ema, history)
     d_cost = discriminator_cost(cfg, objective, history.get("d")) \
         if objective.adversarial else None

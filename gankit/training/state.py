@@ -49,7 +49,7 @@ class TrainState:
     @property
     def sampler(self) -> nn.Module:
         """What samples and evaluation use: G, or the moving average of its weights."""
-        return self.ema.module if self.ema is not None else self.generator
+        return self.ema.sampler() if self.ema is not None else self.generator
 
     def state_dict(self) -> dict:
         """The checkpoint's training part (the run adds its config and metadata)."""
@@ -65,7 +65,8 @@ class TrainState:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict() if self.opt_d is not None else None,
             **{f"history_{k}": h.state_dict() for k, h in self.history.items()},
-            **({"generator_ema": self.ema.module.state_dict()} if self.ema is not None else {}),
+            # (what samples use: with standing statistics, θ̄'s own batch-norm statistics)
+            **({"generator_ema": self.sampler.state_dict()} if self.ema is not None else {}),
             # (only with the ramp, whose β depends on it: older checkpoints stay as they were)
             **({"generator_ema_updates": self.ema.updates}
                if self.ema is not None and self.ema.rampup else {}),
@@ -104,7 +105,8 @@ class TrainState:
         for key, h in self.history.items():
             yield f"history_{key}", lambda h=h, key=key: h.load_state_dict(state[f"history_{key}"])
         if self.ema is not None:
-            yield "generator_ema", lambda: self.ema.module.load_state_dict(state["generator_ema"])
+            yield "generator_ema", lambda: (self.ema.module.load_state_dict(state["generator_ema"]),
+                                            setattr(self.ema, "stale", True))
             if self.ema.rampup:
                 yield "generator_ema_updates", lambda: setattr(
                     self.ema, "updates", int(state["generator_ema_updates"]))

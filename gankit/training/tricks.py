@@ -4,7 +4,7 @@ averaging, the generator's weight average, and unrolled discriminators."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +16,8 @@ from gankit.nets.layers import MethodView
 from gankit.nets.stacked import num_seeds
 from gankit.training.distributed import unwrap
 
-__all__ = ["HistoricalAverage", "GeneratorEMA", "FunctionalCritic", "Unroll", "unrolled_critic"]
+__all__ = ["HistoricalAverage", "GeneratorEMA", "standing_statistics", "FunctionalCritic",
+           "Unroll", "unrolled_critic"]
 
 
 class HistoricalAverage:
@@ -53,8 +54,10 @@ class HistoricalAverage:
 class GeneratorEMA:
     """Exponential moving average of G's weights, θ̄ ← β θ̄ + (1 − β) θ after each G update
     (Yazıcı et al. 2019, "The Unusual Effectiveness of Averaging in GAN Training"; used by
-    Karras et al. 2018 and Brock et al. 2019). Samples, snapshots and evaluation use θ̄;
-    training does not (G keeps learning with θ). Buffers are copied, not averaged.
+    Karras et al. 2018 and Brock et al. 2019). Samples, snapshots and evaluation use θ̄
+    (``sampler()``); training does not (G keeps learning with θ). Buffers are copied from
+    G, not averaged; with ``standing`` (a function recomputing a module's batch-norm
+    statistics, see ``standing_statistics``) they are recomputed for θ̄ before it is used.
 
     With ``rampup`` the t-th update uses β_t = min(β, (1 + t)/(10 + t)), t = 0, 1, ...
     (the ``num_updates`` of TensorFlow's ExponentialMovingAverage): without it the average
@@ -62,9 +65,11 @@ class GeneratorEMA:
     1,000), which ruins its samples on short runs.
     """
 
-    def __init__(self, generator: nn.Module, beta: float, rampup: bool = False) -> None:
+    def __init__(self, generator: nn.Module, beta: float, rampup: bool = False,
+                 standing: Callable[[nn.Module], None] | None = None) -> None:
         self.beta, self.rampup, self.updates = beta, rampup, 0
         self.module = copy.deepcopy(unwrap(generator)).requires_grad_(False)
+        self.standing, self.stale = standing, True
 
     def current_beta(self) -> float:
         """β of the next update."""
@@ -80,6 +85,39 @@ class GeneratorEMA:
         self.updates += 1
         for mine, theirs in zip(self.module.buffers(), generator.buffers()):
             mine.copy_(theirs)
+        self.stale = True
+
+    def sampler(self) -> nn.Module:
+        """θ̄, its batch-norm statistics recomputed first with ``standing`` (once per
+        update: the recomputation draws from its own fixed stream, so it is repeatable)."""
+        if self.standing is not None and self.stale:
+            self.standing(self.module)
+            self.stale = False
+        return self.module
+
+
+@torch.no_grad()
+def standing_statistics(module: nn.Module, latents: Iterable[torch.Tensor]) -> None:
+    """Set the running statistics of ``module``'s batch norms to the plain average of
+    their batch statistics over a forward pass of each batch in ``latents``, in training
+    mode — Brock et al. (2019), BigGAN §"standing statistics". The running statistics G
+    keeps while it trains belong to its current weights θ; the moving average θ̄ of those
+    weights normalises other activations, so θ̄ with G's copied statistics draws from
+    neither G's distribution nor its own (on stacked MNIST it skews the share of each digit
+    a channel draws). Nothing else of ``module`` changes."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta, was_training = [m.momentum for m in norms], module.training
+    for m in norms:  # momentum None: the cumulative average of the batches' statistics
+        m.reset_running_stats()
+        m.momentum = None
+    module.train()
+    for z in latents:
+        module(z)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    module.train(was_training)
 
 
 class FunctionalCritic:

@@ -9,7 +9,8 @@ OUT/<config>-seedN unless it already has a summary.json; a run with a checkpoint
 from it (a stopped benchmark resumes; copies with different --seeds share the work across
 cores). Metrics are those of ``gankit eval``: 26,000 samples, each channel's digit read by
 the evaluation classifier (PacGAN's protocol). The table: mean ± standard error over the
-seeds, each seed's modes and KL (the goal holds for every seed: ≥ 990 modes, KL ≤ 0.15),
+seeds, each seed's modes and KL (gankit's goal, ≥ 990 modes and KL ≤ 0.15, is on the mean;
+the seed lines show which seeds meet it alone),
 and s/seed, the wall time of training plus evaluation as the runs measured it (so it
 depends on what else the machine ran).
 """
